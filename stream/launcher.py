@@ -1,0 +1,78 @@
+"""Run a worker as a child process and talk to its HTTP API (used by the demo and the tests)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable
+
+from stream.config import Settings, export_to_env
+
+
+class WorkerProcess:
+    """``segstream worker`` in a subprocess configured by ``settings``, logging to a file."""
+
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        self.settings = settings
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.web_host}:{self.settings.web_port}"
+
+    def start(self, timeout_s: float = 120.0) -> "WorkerProcess":
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **export_to_env(self.settings), "HF_HUB_OFFLINE": "1"}
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "stream.cli", "worker", "--loglevel", "info"],
+                env=env, stdout=log, stderr=subprocess.STDOUT,
+            )
+        self.wait_until(lambda h: h is not None, timeout_s, "the worker to answer /healthz")
+        return self
+
+    def get(self, path: str) -> tuple[int, Any]:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=5) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"null")
+
+    def health(self) -> dict[str, Any] | None:
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(f"worker exited with {self.process.returncode}; see {self.log_path}")
+        try:
+            return self.get("/healthz")[1]
+        except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError):
+            return None
+
+    def wait_until(
+        self, ready: Callable[[dict[str, Any] | None], bool], timeout_s: float, what: str
+    ) -> dict[str, Any] | None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            health = self.health()
+            if ready(health):
+                return health
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out after {timeout_s}s waiting for {what}; last health {health}; log {self.log_path}")
+            time.sleep(0.25)
+
+    def stop(self, kill: bool = False, timeout_s: float = 30.0) -> None:
+        """SIGTERM (graceful: commit, flush, publish the model) or SIGKILL (a crash)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()

@@ -1,0 +1,242 @@
+"""The per-batch flow, free of Kafka: validate -> encode -> user state -> model -> segment.
+
+The Faust agent (stream/app.py) feeds a micro-batch of raw messages through
+:meth:`Pipeline.prepare` (parse, validate, clean; on the event loop, cheap), encodes the review
+texts off the loop, then calls :meth:`Pipeline.apply` with the vectors. ``apply`` returns the new
+user states, the segment-change events and the dead letters for the shell to write.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from models.clustering import Assignment, OnlineKMeans
+from models.text import clean_text
+from stream.config import Settings
+from stream.records import Behavior, InvalidEvent, Review, dead_letter, now_iso, PARSERS
+from stream.user_state import PendingBehavior, UserState
+
+SECONDS_PER_DAY = 86_400.0
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A raw input message and where it came from."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+    @property
+    def source(self) -> tuple[str, int, int]:
+        return (self.topic, self.partition, self.offset)
+
+
+@dataclass(slots=True)
+class ParsedEvent:
+    message: Message
+    event: Review | Behavior
+    text: str = ""  # cleaned review text; empty for behaviours
+    vector_index: int = -1  # row in the encoded batch, for reviews
+
+
+@dataclass
+class Prepared:
+    events: list[ParsedEvent] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    dead_letters: list[tuple[bytes | None, dict[str, Any]]] = field(default_factory=list)
+
+
+@dataclass
+class BatchResult:
+    states: dict[str, UserState] = field(default_factory=dict)
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    dead_letters: list[tuple[bytes | None, dict[str, Any]]] = field(default_factory=list)
+    applied: int = 0
+    duplicates: int = 0
+    held: int = 0
+    model_changed: bool = False
+
+
+def _dead(message: Message, error: str) -> tuple[bytes | None, dict[str, Any]]:
+    record = dead_letter(error, *message.source, message.key, message.value)
+    return (message.key, record)
+
+
+class Pipeline:
+    """Applies batches of input events to user states and the segment model."""
+
+    def __init__(self, settings: Settings, model: OnlineKMeans, mode: str = "live") -> None:
+        self.settings = settings
+        self.model = model
+        self.mode = mode
+        self.half_life_s = settings.half_life_days * SECONDS_PER_DAY
+        self.weights = settings.action_weights
+        self.kind_of_topic = {
+            settings.topic_reviews: "review",
+            settings.topic_behaviors: "behavior",
+        }
+
+    def prepare(self, messages: list[Message]) -> Prepared:
+        """Parse and validate; every message becomes an event or a dead letter."""
+        prepared = Prepared()
+        for message in messages:
+            kind = self.kind_of_topic.get(message.topic)
+            try:
+                if kind is None:
+                    raise InvalidEvent(f"no parser for topic {message.topic!r}")
+                event = PARSERS[kind](message.value)
+                if message.key is not None and message.key.decode("utf-8", "replace") != event.user_id:
+                    raise InvalidEvent(
+                        f"message key {message.key!r} is not the event's user_id {event.user_id!r}"
+                    )
+                parsed = ParsedEvent(message, event)
+                if isinstance(event, Review):
+                    parsed.text = clean_text(event.text)
+                    if not parsed.text:
+                        raise InvalidEvent("review text is empty after cleaning")
+                    parsed.vector_index = len(prepared.texts)
+                    prepared.texts.append(parsed.text)
+            except InvalidEvent as exc:
+                prepared.dead_letters.append(_dead(message, str(exc)))
+                continue
+            prepared.events.append(parsed)
+        return prepared
+
+    def apply(
+        self,
+        prepared: Prepared,
+        vectors: np.ndarray,
+        load_state: Callable[[str], UserState | None],
+        item_vector: Callable[[str], np.ndarray | None],
+    ) -> BatchResult:
+        """Fold the batch into user states, then move the model and assign segments."""
+        result = BatchResult(dead_letters=list(prepared.dead_letters))
+        before: dict[str, tuple[np.ndarray | None, int | None]] = {}
+        last_source: dict[str, tuple[str, int, int]] = {}
+        for parsed in prepared.events:
+            event, message = parsed.event, parsed.message
+            state = result.states.get(event.user_id)
+            if state is None:
+                state = load_state(event.user_id) or UserState(event.user_id)
+                result.states[event.user_id] = state
+                before[event.user_id] = (state.vector, state.segment)
+            if state.already_applied(event.event_id, *message.source):
+                result.duplicates += 1
+                continue
+            state.mark_applied(event.event_id, *message.source, window=self.settings.dedup_window)
+            last_source[event.user_id] = message.source
+            result.applied += 1
+            if isinstance(event, Review):
+                state.reviews += 1
+                state.add_vector(
+                    vectors[parsed.vector_index], self.settings.weight_review, event.ts, self.half_life_s
+                )
+            else:
+                state.count_action(event.action)
+                state.pending.append(
+                    PendingBehavior(event.event_id, event.item_id, event.action, event.ts, message.source)
+                )
+            result.held += self._apply_pending(state, item_vector, result)
+        self._update_model(result, before, last_source, load_state)
+        return result
+
+    def _apply_pending(
+        self,
+        state: UserState,
+        item_vector: Callable[[str], np.ndarray | None],
+        result: BatchResult,
+    ) -> int:
+        """Apply held behaviours whose item is now known; dead-letter the overflow."""
+        still_pending: list[PendingBehavior] = []
+        for pending in state.pending:
+            vector = item_vector(pending.item_id)
+            if vector is None:
+                still_pending.append(pending)
+            else:
+                state.add_vector(vector, self.weights[pending.action], pending.ts, self.half_life_s)
+        overflow = len(still_pending) - self.settings.pending_max
+        for pending in still_pending[: max(overflow, 0)]:
+            record = dead_letter(
+                f"item {pending.item_id!r} is not in the catalogue; the behaviour was held while "
+                f"{self.settings.pending_max} later ones also waited for unknown items",
+                *pending.source,
+                state.user_id.encode(),
+                None,
+            )
+            record["event"] = {
+                "event_id": pending.event_id,
+                "user_id": state.user_id,
+                "item_id": pending.item_id,
+                "action": pending.action,
+                "ts_epoch_s": pending.ts,
+            }
+            result.dead_letters.append((state.user_id.encode(), record))
+        state.pending = still_pending[max(overflow, 0) :]
+        return len(state.pending)
+
+    def _update_model(
+        self,
+        result: BatchResult,
+        before: dict[str, tuple[np.ndarray | None, int | None]],
+        last_source: dict[str, tuple[str, int, int]],
+        load_state: Callable[[str], UserState | None],
+    ) -> None:
+        """Move users' contributions in the model; assign segments; seed when enough users."""
+        model = self.model
+        moved = [(u, src) for u, src in last_source.items() if result.states[u].vector is not None]
+        if not moved:
+            return
+        model.version += 1
+        result.model_changed = True
+        for user_id, source in moved:
+            state = result.states[user_id]
+            new_vector = state.vector
+            assert new_vector is not None
+            old_vector, old_segment = before[user_id]
+            assignment = model.update(old_vector, old_segment, new_vector)
+            if assignment is None:
+                model.buffer(user_id, new_vector)
+            else:
+                self._assign(state, assignment, "event", source, result)
+        if model.ready_to_seed():
+            for user_id, assignment in model.seed().items():
+                state = result.states.get(user_id) or load_state(user_id)
+                if state is not None:
+                    result.states[user_id] = state
+                    self._assign(state, assignment, "model_update", last_source.get(user_id), result)
+
+    def _assign(
+        self,
+        state: UserState,
+        assignment: Assignment,
+        reason: str,
+        source: tuple[str, int, int] | None,
+        result: BatchResult,
+    ) -> None:
+        previous = state.segment
+        state.segment = assignment.segment
+        state.distance = assignment.distance
+        state.model_version = self.model.version
+        if previous == assignment.segment:
+            return
+        result.changes.append(
+            {
+                "user_id": state.user_id,
+                "previous_segment": previous,
+                "segment": assignment.segment,
+                "model_version": self.model.version,
+                "distance": round(assignment.distance, 6),
+                "reason": reason,
+                "mode": self.mode,
+                "source": None
+                if source is None
+                else {"topic": source[0], "partition": source[1], "offset": source[2]},
+                "ts": now_iso(),
+            }
+        )

@@ -1,0 +1,188 @@
+"""The event contract: JSON Schema files in ``stream/schemas`` are the single definition.
+
+Input bytes are validated against those schemas and turned into small typed records; whatever
+does not validate raises :class:`InvalidEvent`, whose message ends up in the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Callable, Literal
+
+from jsonschema import Draft202012Validator
+
+ACTIONS = ("view", "click", "cart", "purchase")
+Action = Literal["view", "click", "cart", "purchase"]
+
+
+class InvalidEvent(ValueError):
+    """An input event that cannot be applied; the message says why, in words."""
+
+
+@lru_cache(maxsize=None)
+def schema(name: str) -> dict[str, Any]:
+    """The JSON Schema of a record type (review, behavior, item, segment_change, dead_letter)."""
+    text = resources.files("stream.schemas").joinpath(f"{name}.json").read_text("utf-8")
+    return json.loads(text)
+
+
+@lru_cache(maxsize=None)
+def _validator(name: str) -> Draft202012Validator:
+    return Draft202012Validator(schema(name))
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    event_id: str
+    user_id: str
+    item_id: str
+    text: str
+    rating: float | None
+    ts: float  # epoch seconds, event time
+
+
+@dataclass(frozen=True, slots=True)
+class Behavior:
+    event_id: str
+    user_id: str
+    item_id: str
+    action: Action
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    item_id: str
+    title: str
+    categories: tuple[str, ...]
+    description: str
+
+    def text(self) -> str:
+        """What the encoder reads for an item: 'title. categories. description'."""
+        parts = [self.title.strip()]
+        if self.categories:
+            parts.append(", ".join(self.categories))
+        if self.description:
+            parts.append(self.description.strip())
+        return ". ".join(p for p in parts if p)
+
+
+def parse_ts(value: Any) -> float:
+    """Event time as epoch seconds from an ISO-8601 string or epoch milliseconds."""
+    if isinstance(value, bool):
+        raise InvalidEvent("ts: expected ISO-8601 string or epoch milliseconds, got a boolean")
+    if isinstance(value, (int, float)):
+        if value != value or value < 0:
+            raise InvalidEvent(f"ts: epoch milliseconds must be a non-negative number, got {value!r}")
+        return float(value) / 1000.0
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except (ValueError, AttributeError) as exc:
+        raise InvalidEvent(f"ts: not an ISO-8601 time: {value!r}") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def decode_json(raw: bytes | None) -> dict[str, Any]:
+    """The JSON object in a message value, or InvalidEvent saying what is wrong with it."""
+    if raw is None:
+        raise InvalidEvent("empty message value (tombstone)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidEvent(f"value is not UTF-8: {exc}") from exc
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidEvent(f"value is not JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise InvalidEvent(f"value must be a JSON object, got {type(doc).__name__}")
+    return doc
+
+
+def validate(name: str, doc: dict[str, Any]) -> None:
+    """Raise InvalidEvent with the first schema violation, naming the field."""
+    error = next(iter(_validator(name).iter_errors(doc)), None)
+    if error is not None:
+        where = ".".join(str(p) for p in error.absolute_path) or "(event)"
+        raise InvalidEvent(f"{name} schema: {where}: {error.message}")
+
+
+def _ident(value: Any, field_name: str) -> str:
+    text = str(value).strip()
+    if not text:
+        raise InvalidEvent(f"{field_name}: must not be empty")
+    return text
+
+
+def parse_review(raw: bytes | None) -> Review:
+    doc = decode_json(raw)
+    validate("review", doc)
+    rating = doc.get("rating")
+    return Review(
+        event_id=doc["event_id"],
+        user_id=_ident(doc["user_id"], "user_id"),
+        item_id=_ident(doc["item_id"], "item_id"),
+        text=doc["text"],
+        rating=None if rating is None else float(rating),
+        ts=parse_ts(doc["ts"]),
+    )
+
+
+def parse_behavior(raw: bytes | None) -> Behavior:
+    doc = decode_json(raw)
+    validate("behavior", doc)
+    return Behavior(
+        event_id=doc["event_id"],
+        user_id=_ident(doc["user_id"], "user_id"),
+        item_id=_ident(doc["item_id"], "item_id"),
+        action=doc["action"],
+        ts=parse_ts(doc["ts"]),
+    )
+
+
+def parse_item(raw: bytes | None) -> Item:
+    doc = decode_json(raw)
+    validate("item", doc)
+    return Item(
+        item_id=_ident(doc["item_id"], "item_id"),
+        title=doc["title"],
+        categories=tuple(doc.get("categories") or ()),
+        description=doc.get("description") or "",
+    )
+
+
+PARSERS: dict[str, Callable[[bytes | None], Review | Behavior]] = {
+    "review": parse_review,
+    "behavior": parse_behavior,
+}
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def dead_letter(
+    error: str, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
+) -> dict[str, Any]:
+    """A dead-letter record: the reason, where it came from and the original bytes."""
+    record: dict[str, Any] = {
+        "error": error,
+        "source": {"topic": topic, "partition": partition, "offset": offset},
+        "key": None if key is None else key.decode("utf-8", "replace"),
+        "value": None,
+        "value_base64": None,
+        "ts": now_iso(),
+    }
+    if value is not None:
+        try:
+            record["value"] = value.decode("utf-8")
+        except UnicodeDecodeError:
+            record["value_base64"] = base64.b64encode(value).decode("ascii")
+    return record

@@ -1,0 +1,28 @@
+"""Shared pytest fixtures for segstream."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from models.encoder import Encoder, export_onnx
+
+
+def _model_cache_dir() -> Path:
+    """ONNX export cache shared across runs (export takes seconds), overridable by env."""
+    configured = os.environ.get("SEGSTREAM_MODEL_CACHE")
+    return Path(configured) if configured else Path.home() / ".cache" / "segstream" / "models"
+
+
+@pytest.fixture(scope="session")
+def onnx_dir() -> Path:
+    """The bundled MiniLM exported to ONNX (reused from the cache when present)."""
+    return export_onnx(None, _model_cache_dir())
+
+
+@pytest.fixture(scope="session")
+def encoder(onnx_dir: Path) -> Encoder:
+    """CPU encoder over :func:`onnx_dir`, so results do not depend on the host's GPU."""
+    return Encoder(onnx_dir, prefer_gpu=False)

