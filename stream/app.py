@@ -25,10 +25,11 @@ from models.clustering import OnlineKMeans
 from models.encoder import Encoder
 from models.text import clean_text
 from stream.config import Settings
-from stream.faust_tuning import set_fetch_max_wait
+from stream.faust_tuning import adapt_faust_consumer
 from stream.kafka import read_last_value
 from stream.pipeline import Message, Pipeline
 from stream.records import InvalidEvent, dead_letter, parse_item
+from stream.stores import use_key_partitioned_rocksdb
 from stream.user_state import UserState
 
 log = logging.getLogger("segstream")
@@ -72,7 +73,8 @@ def load_model(settings: Settings, dim: int) -> OnlineKMeans:
 
 def create_app(settings: Settings, encoder: Encoder, model: OnlineKMeans) -> faust.App:
     """A Faust app for ``settings`` that encodes with ``encoder`` and moves ``model``."""
-    set_fetch_max_wait(settings.fetch_max_wait_ms)
+    adapt_faust_consumer(settings.bootstrap, settings.fetch_max_wait_ms)
+    use_key_partitioned_rocksdb()
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.bootstrap}",
@@ -130,60 +132,65 @@ def create_app(settings: Settings, encoder: Encoder, model: OnlineKMeans) -> fau
         log.warning("dead letter from %s: %s", record["source"], record["error"])
         await dead_topic.send(key=key, value=json.dumps(record).encode())
 
+    async def apply_batch(messages: list[Message]) -> None:
+        prepared = pipeline.prepare(messages)
+        vectors = await encode(prepared.texts)
+        result = pipeline.apply(prepared, vectors, load_state, item_vector)
+        for user_id, state in result.states.items():
+            users[user_id.encode()] = state.to_bytes()
+        for change in result.changes:
+            await changes_topic.send(key=change["user_id"].encode(), value=json.dumps(change).encode())
+        for key, record in result.dead_letters:
+            await send_dead(key, record)
+        counters.applied += result.applied
+        counters.duplicates += result.duplicates
+        counters.changes += len(result.changes)
+        counters.batches += 1
+        if result.model_changed:
+            await publisher.changed()
+
+    async def dead_letter_batch(messages: list[Message], exc: Exception) -> None:
+        """A batch that failed for a reason of ours (a bug, a broken encoder) is not lost."""
+        log.exception("a batch of %d events failed", len(messages))
+        for m in messages:
+            await send_dead(m.key, dead_letter(f"batch failed: {exc!r}", *m.source, m.key, m.value))
+
     @app.agent(inputs, name="apply-events")
     async def apply_events(stream: faust.StreamT) -> None:
         async for events in stream.take_events(settings.batch_size, within=settings.batch_wait_s):
-            messages = [
-                Message(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value)
-                for e in events
-            ]
-            prepared = pipeline.prepare(messages)
+            messages = [Message.of(e.message) for e in events]
             try:
-                vectors = await encode(prepared.texts)
-            except Exception as exc:  # a broken batch must not stop the worker
-                log.exception("encoder failed on a batch of %d texts", len(prepared.texts))
-                failed = [p for p in prepared.events if p.vector_index >= 0]
-                prepared.events = [p for p in prepared.events if p.vector_index < 0]
-                prepared.texts = []
-                for parsed in failed:
-                    m = parsed.message
-                    await send_dead(m.key, dead_letter(f"encoder failed: {exc}", *m.source, m.key, m.value))
-                vectors = np.zeros((0, encoder.dim), dtype=np.float32)
-            result = pipeline.apply(prepared, vectors, load_state, item_vector)
-            for user_id, state in result.states.items():
-                users[user_id.encode()] = state.to_bytes()
-            for change in result.changes:
-                await changes_topic.send(key=change["user_id"].encode(), value=json.dumps(change).encode())
-            for key, record in result.dead_letters:
-                await send_dead(key, record)
-            counters.applied += result.applied
-            counters.duplicates += result.duplicates
-            counters.changes += len(result.changes)
-            counters.batches += 1
-            if result.model_changed:
-                await publisher.changed()
+                await apply_batch(messages)
+            except Exception as exc:
+                await dead_letter_batch(messages, exc)
+
+    async def encode_catalogue(messages: list[Message]) -> None:
+        good: list[tuple[str, str]] = []
+        for m in messages:
+            try:
+                item = parse_item(m.value)
+                if m.key is not None and m.key.decode("utf-8", "replace") != item.item_id:
+                    raise InvalidEvent(f"message key {m.key!r} is not the item_id {item.item_id!r}")
+                text = clean_text(item.text())
+                if not text:
+                    raise InvalidEvent("item text is empty after cleaning")
+                good.append((item.item_id, text))
+            except InvalidEvent as exc:
+                await send_dead(m.key, dead_letter(str(exc), *m.source, m.key, m.value))
+        vectors = await encode([text for _, text in good])
+        for (item_id, _), vector in zip(good, vectors):
+            item_vectors[item_id.encode()] = vector.astype("<f4").tobytes()
+        counters.items += len(good)
+        log.info("catalogue: %d items encoded (batch of %d)", counters.items, len(messages))
 
     @app.agent(items_topic, name="encode-items")
     async def encode_items(stream: faust.StreamT) -> None:
         async for events in stream.take_events(ITEM_BATCH, within=settings.batch_wait_s):
-            good: list[tuple[str, str]] = []
-            for event in events:
-                m = event.message
-                try:
-                    item = parse_item(m.value)
-                    if m.key is not None and m.key.decode("utf-8", "replace") != item.item_id:
-                        raise InvalidEvent(f"message key {m.key!r} is not the item_id {item.item_id!r}")
-                    text = clean_text(item.text())
-                    if not text:
-                        raise InvalidEvent("item text is empty after cleaning")
-                    good.append((item.item_id, text))
-                except InvalidEvent as exc:
-                    await send_dead(m.key, dead_letter(str(exc), m.topic, m.partition, m.offset, m.key, m.value))
-            vectors = await encode([text for _, text in good])
-            for (item_id, _), vector in zip(good, vectors):
-                item_vectors[item_id.encode()] = vector.astype("<f4").tobytes()
-            counters.items += len(good)
-            log.info("catalogue: %d items encoded (batch of %d)", counters.items, len(events))
+            messages = [Message.of(e.message) for e in events]
+            try:
+                await encode_catalogue(messages)
+            except Exception as exc:
+                await dead_letter_batch(messages, exc)
 
     @app.timer(interval=settings.model_publish_interval_s)
     async def publish_model() -> None:
@@ -194,6 +201,13 @@ def create_app(settings: Settings, encoder: Encoder, model: OnlineKMeans) -> fau
         return web.json(
             {
                 "status": "ok",
+                # True once partitions are assigned and the tables recovered from changelogs.
+                "ready": (not app.rebalancing) and app.tables.recovery.completed.is_set(),
+                "input_partitions": sorted(
+                    f"{tp.topic}:{tp.partition}"
+                    for tp in app.consumer.assignment()
+                    if tp.topic in settings.input_topics
+                ),
                 "catalogue_items": len(item_vectors),
                 "model": {"version": model.version, "seeded": model.seeded, "k": model.k},
                 "encoder": {"providers": encoder.providers, "dim": encoder.dim},

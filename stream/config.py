@@ -57,7 +57,7 @@ class Settings:
     weight_cart: float = 2.0
     weight_purchase: float = 3.0
     weight_review: float = 3.0
-    dedup_window: int = 32
+    dedup_horizon_days: float = 30.0
     pending_max: int = 500
     # Model
     k: int = 8

@@ -1,26 +1,71 @@
-"""A Faust setting Faust does not expose: how long a fetch may wait on the broker.
+"""Two adjustments to Faust's aiokafka consumer, both needed on Tansu and harmless on Kafka.
 
-faust-streaming hard-codes ``fetch_max_wait_ms=1500`` for its aiokafka consumer. Tansu answers
-a fetch only when that wait is over, so every round trip to a quiet partition costs 1.5 s and
-catalogue loads and tests crawl. We set the value on the consumer Faust built, before it starts
-(aiokafka hands it to its fetcher in ``start()``).
+1. Fetch wait: faust-streaming hard-codes ``fetch_max_wait_ms=1500``. Tansu answers a fetch
+   only when that wait is over, so every round trip to a quiet partition costs 1.5 s. We set
+   the value on the consumer Faust built, before it starts (aiokafka hands it to its fetcher
+   in ``start()``).
+2. End offsets: Tansu (0.6.0) reports a partition's end offset as the base offset of its last
+   record *batch* + 1, not the last offset + 1. Faust recovers a table by reading its changelog
+   up to that offset, so the rest of the last batch would be missing after a restart, and
+   RocksDB recovery stops with a ConsistencyError. We confirm each reported end offset by
+   reading from the record before it until the partition goes quiet; on Kafka that reads one
+   record per partition, once per rebalance.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import time
+from typing import Any, Iterable, Mapping
 
+from confluent_kafka import TopicPartition
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
+
+from stream.kafka import consumer
 
 
-def set_fetch_max_wait(milliseconds: int) -> None:
-    """Make every Faust aiokafka consumer created from now on wait at most ``milliseconds``."""
+def confirmed_end_offsets(
+    bootstrap: str, reported: Mapping[TP, int], quiet_s: float = 0.3, timeout_s: float = 30.0
+) -> dict[TP, int]:
+    """``reported`` end offsets, raised to the last offset really there + 1."""
+    confirmed = dict(reported)
+    probe = [tp for tp, end in reported.items() if end and end > 0]
+    if not probe:
+        return confirmed
+    reader = consumer(bootstrap, f"segstream-end-offsets-{time.time_ns()}", **{"enable.auto.commit": False})
+    try:
+        reader.assign([TopicPartition(tp.topic, tp.partition, reported[tp] - 1) for tp in probe])
+        by_name = {(tp.topic, tp.partition): tp for tp in probe}
+        pending = set(probe)
+        quiet_since = time.monotonic()
+        deadline = quiet_since + timeout_s
+        while time.monotonic() < deadline and (pending or time.monotonic() - quiet_since < quiet_s):
+            msg = reader.poll(0.05)
+            if msg is None or msg.error():
+                continue
+            tp = by_name[(msg.topic(), msg.partition())]
+            pending.discard(tp)
+            confirmed[tp] = max(confirmed[tp], msg.offset() + 1)
+            quiet_since = time.monotonic()
+        return confirmed
+    finally:
+        reader.close()
+
+
+def adapt_faust_consumer(bootstrap: str, fetch_max_wait_ms: int) -> None:
+    """Make every Faust aiokafka consumer created from now on use both adjustments."""
 
     class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         def _create_worker_consumer(self, transport: Any) -> Any:
             consumer = super()._create_worker_consumer(transport)
-            consumer._fetch_max_wait_ms = milliseconds
+            consumer._fetch_max_wait_ms = fetch_max_wait_ms
             return consumer
+
+        async def _highwaters(self, partitions: Iterable[TP]) -> Mapping[TP, int]:
+            reported = await super()._highwaters(list(partitions))
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(None, confirmed_end_offsets, bootstrap, reported)
 
     class Consumer(faust_aiokafka.Consumer):
         def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:

@@ -78,20 +78,28 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
                 raise
 
 
-def read_last_value(bootstrap: str, topic: str, timeout_s: float = 10.0) -> bytes | None:
-    """The newest value on partition 0 of a (compacted) topic, reading to its end."""
+def read_last_value(bootstrap: str, topic: str, quiet_s: float = 0.5, timeout_s: float = 30.0) -> bytes | None:
+    """The newest value on partition 0 of a (compacted) topic.
+
+    Reads from the record before the reported end until nothing more arrives for ``quiet_s``:
+    Tansu reports the end offset as the last record *batch*'s base offset + 1, so the tail of
+    that batch lies past it; on Apache Kafka this reads exactly one record.
+    """
     reader = consumer(bootstrap, group_id=f"segstream-reader-{time.time_ns()}", **{"enable.auto.commit": False})
     try:
-        tp = TopicPartition(topic, 0)
-        low, high = reader.get_watermark_offsets(tp, timeout=timeout_s)
+        low, high = reader.get_watermark_offsets(TopicPartition(topic, 0), timeout=timeout_s)
         if high <= low:
             return None
-        reader.assign([TopicPartition(topic, 0, high - 1)])
-        deadline = time.monotonic() + timeout_s
+        reader.assign([TopicPartition(topic, 0, max(high - 1, low))])
+        last: bytes | None = None
+        quiet_since = time.monotonic()
+        deadline = quiet_since + timeout_s
         while time.monotonic() < deadline:
-            msg = reader.poll(0.2)
+            msg = reader.poll(0.1)
             if msg is not None and not msg.error():
-                return msg.value()
+                last, quiet_since = msg.value(), time.monotonic()
+            elif last is not None and time.monotonic() - quiet_since >= quiet_s:
+                return last
         raise TimeoutError(f"could not read the last record of {topic}")
     finally:
         reader.close()

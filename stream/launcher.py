@@ -36,7 +36,7 @@ class WorkerProcess:
                 [sys.executable, "-m", "stream.cli", "worker", "--loglevel", "info"],
                 env=env, stdout=log, stderr=subprocess.STDOUT,
             )
-        self.wait_until(lambda h: h is not None, timeout_s, "the worker to answer /healthz")
+        self.wait_until(lambda h: bool(h) and h["ready"], timeout_s, "the worker to be ready")
         return self
 
     def get(self, path: str) -> tuple[int, Any]:

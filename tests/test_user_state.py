@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from stream.user_state import PendingBehavior, UserState, decay_factor
+from stream.user_state import PendingBehavior, UserState, decay_factor, event_id_digest
 
 DAY = 86_400.0
 
@@ -37,27 +37,32 @@ def test_recent_taste_dominates_after_some_half_lives():
     assert state.vector[1] > 0.95
 
 
-def test_dedup_by_offset_and_by_event_id():
+def test_dedup_by_offset_and_by_event_id_within_the_horizon():
     state = UserState("u")
-    state.mark_applied("e1", "reviews", 0, 10, window=4)
+    state.add_vector(unit(1, 0), 1.0, 100 * DAY, DAY)
+    state.mark_applied("e1", 100 * DAY, "reviews", 0, 10, horizon_s=30 * DAY)
     assert state.already_applied("e1", "reviews", 0, 10)  # redelivery
     assert state.already_applied("other", "reviews", 0, 9)  # replay of an older offset
     assert state.already_applied("e1", "reviews", 2, 99)  # same event published again
     assert not state.already_applied("e2", "reviews", 0, 11)
-    for n in range(5):
-        state.mark_applied(f"x{n}", "reviews", 0, 11 + n, window=4)
-    assert not state.already_applied("e1", "reviews", 3, 0)  # fell out of the window
-    assert len(state.recent_ids) == 4
+    # Digests older than the horizon are pruned; events that old are refused, not re-applied.
+    state.add_vector(unit(0, 1), 1.0, 140 * DAY, DAY)
+    state.mark_applied("e3", 140 * DAY, "reviews", 0, 12, horizon_s=30 * DAY)
+    assert set(state.seen) == {event_id_digest("e3")}
+    assert state.beyond_horizon(100 * DAY, 30 * DAY)
+    assert not state.beyond_horizon(111 * DAY, 30 * DAY)
 
 
 def test_roundtrip_bytes_and_size():
     state = UserState("user-1", segment=3, distance=0.5, model_version=7, reviews=2, actions={"view": 4})
     state.add_vector(unit(*range(1, 385)), 1.0, 5.0, DAY)
-    state.mark_applied("e1", "behaviors", 1, 42, window=32)
+    for n in range(40):
+        state.mark_applied(f"e{n}", 5.0, "behaviors", 1, 42 + n, horizon_s=DAY)
     state.pending.append(PendingBehavior("e2", "item9", "cart", 6.0, ("behaviors", 1, 43)))
     raw = state.to_bytes()
     back = UserState.from_bytes(raw)
     assert back.to_bytes() == raw
     np.testing.assert_array_equal(back.vector_sum, state.vector_sum)
     assert back.pending == state.pending and back.offsets == state.offsets and back.segment == 3
-    assert len(raw) < 2048
+    assert back.seen == state.seen and len(back.seen) == 40
+    assert len(raw) < 384 * 4 + 40 * 16 + 400  # vector + seen digests + a small header

@@ -1,0 +1,62 @@
+"""Producing and reading test topics with confluent-kafka (what any client would do)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Iterable
+
+from confluent_kafka import TopicPartition
+
+from stream.config import Settings
+from stream.kafka import consumer, producer
+
+
+def produce(settings: Settings, topic: str, records: Iterable[tuple[str | None, Any]]) -> int:
+    """Send (key, value) pairs; dict values become JSON, bytes go as they are."""
+    out = producer(settings.bootstrap)
+    n = 0
+    for key, value in records:
+        raw = value if isinstance(value, bytes) or value is None else json.dumps(value).encode()
+        out.produce(topic, key=None if key is None else key.encode(), value=raw)
+        n += 1
+    assert out.flush(30) == 0
+    return n
+
+
+def read(settings: Settings, topic: str, count: int, timeout_s: float = 60.0) -> list[tuple[str | None, Any]]:
+    """Read ``topic`` from the start until ``count`` records arrived (JSON values decoded)."""
+    reader = consumer(settings.bootstrap, f"test-reader-{time.time_ns()}", **{"enable.auto.commit": False})
+    meta = reader.list_topics(topic, timeout=10).topics[topic]
+    reader.assign([TopicPartition(topic, p, 0) for p in meta.partitions])
+    out: list[tuple[str | None, Any]] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(out) < count and time.monotonic() < deadline:
+            msg = reader.poll(0.2)
+            if msg is None or msg.error():
+                continue
+            key = None if msg.key() is None else msg.key().decode()
+            out.append((key, json.loads(msg.value())))
+    finally:
+        reader.close()
+    return out
+
+
+def drain(settings: Settings, topic: str, quiet_s: float = 2.0) -> list[tuple[str | None, Any]]:
+    """Everything on ``topic`` once no new record arrived for ``quiet_s`` seconds."""
+    reader = consumer(settings.bootstrap, f"test-drain-{time.time_ns()}", **{"enable.auto.commit": False})
+    meta = reader.list_topics(topic, timeout=10).topics[topic]
+    reader.assign([TopicPartition(topic, p, 0) for p in meta.partitions])
+    out: list[tuple[str | None, Any]] = []
+    last = time.monotonic()
+    try:
+        while time.monotonic() - last < quiet_s:
+            msg = reader.poll(0.2)
+            if msg is None or msg.error():
+                continue
+            last = time.monotonic()
+            out.append((None if msg.key() is None else msg.key().decode(), json.loads(msg.value())))
+    finally:
+        reader.close()
+    return out
