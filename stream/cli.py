@@ -180,8 +180,8 @@ def cmd_model_export(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    for name, default in describe():
-        print(f"{name}={os.environ.get(name, default)}")
+    for name, default, meaning in describe():
+        print(f"{name}={os.environ.get(name, default)}    # {meaning}")
     return 0
 
 

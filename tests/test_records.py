@@ -71,3 +71,14 @@ def test_every_schema_is_valid_json_schema():
 
     for name in ("review", "behavior", "item", "segment_change", "dead_letter"):
         Draft202012Validator.check_schema(schema(name))
+
+
+def test_every_setting_is_documented_and_read_from_the_environment():
+    from stream.config import describe, load_settings
+
+    rows = describe()
+    assert all(meaning for _, _, meaning in rows)
+    settings = load_settings(env={"SEGSTREAM_K": "5", "SEGSTREAM_PREFER_GPU": "false", "SEGSTREAM_BATCH_WAIT_S": "0.5"})
+    assert (settings.k, settings.prefer_gpu, settings.batch_wait_s) == (5, False, 0.5)
+    with pytest.raises(ValueError, match="SEGSTREAM_K"):
+        load_settings(env={"SEGSTREAM_K": "many"})

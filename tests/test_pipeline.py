@@ -1,0 +1,117 @@
+"""One micro-batch through the functional core (no Kafka): validate, state, model, changes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from models.clustering import OnlineKMeans
+from stream.config import load_settings
+from stream.pipeline import Message, Pipeline
+from stream.user_state import UserState
+
+DAY_MS = 86_400_000
+
+
+def msg(topic: str, offset: int, doc: dict | bytes, partition: int = 0) -> Message:
+    value = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
+    key = None if isinstance(doc, bytes) else str(doc["user_id"]).encode()
+    return Message(topic, partition, offset, key, value)
+
+
+def behavior(user: str, n: int, item: str, ts_ms: int = 1_000 * DAY_MS) -> dict:
+    return {"event_id": f"{user}-{n}", "user_id": user, "item_id": item, "action": "purchase", "ts": ts_ms}
+
+
+class Harness:
+    """The pipeline plus dicts standing in for the tables."""
+
+    def __init__(self, k: int = 2, seed_users: int = 4, **settings: object) -> None:
+        self.settings = load_settings(env={}, k=k, seed_users=seed_users, **settings)
+        self.model = OnlineKMeans(k=k, dim=3, seed_users=seed_users)
+        self.pipeline = Pipeline(self.settings, self.model)
+        self.users: dict[str, bytes] = {}
+        self.items = {
+            "a1": np.array([1, 0, 0], dtype=np.float32),
+            "a2": np.array([0.9, 0.1, 0], dtype=np.float32) / np.linalg.norm([0.9, 0.1, 0]),
+            "b1": np.array([0, 0, 1], dtype=np.float32),
+            "b2": np.array([0, 0.1, 0.9], dtype=np.float32) / np.linalg.norm([0, 0.1, 0.9]),
+        }
+
+    def run(self, messages: list[Message]):
+        prepared = self.pipeline.prepare(messages)
+        assert not prepared.texts
+        result = self.pipeline.apply(
+            prepared,
+            np.zeros((0, 3), dtype=np.float32),
+            lambda u: UserState.from_bytes(self.users[u]) if u in self.users else None,
+            self.items.get,
+        )
+        for user, state in result.states.items():
+            self.users[user] = state.to_bytes()
+        return result
+
+    def state(self, user: str) -> UserState:
+        return UserState.from_bytes(self.users[user])
+
+
+def test_seeding_assigns_buffered_users_then_events_move_users():
+    h = Harness()
+    topic = h.settings.topic_behaviors
+    first = h.run([msg(topic, 0, behavior("u1", 0, "a1")), msg(topic, 1, behavior("u2", 0, "a2"))])
+    assert first.changes == [] and not h.model.seeded and h.model.version == 1
+    second = h.run([msg(topic, 2, behavior("u3", 0, "b1")), msg(topic, 3, behavior("u4", 0, "b2"))])
+    assert h.model.seeded and h.model.version == 2
+    assert {c["user_id"] for c in second.changes} == {"u1", "u2", "u3", "u4"}
+    assert all(c["reason"] == "model_update" and c["previous_segment"] is None for c in second.changes)
+    seg = {c["user_id"]: c["segment"] for c in second.changes}
+    assert seg["u1"] == seg["u2"] != seg["u3"] == seg["u4"]
+    assert h.state("u1").segment == seg["u1"] and h.state("u1").model_version == 2
+
+    # u1 now buys b-items for a long time: the decayed embedding turns, u1 changes segment.
+    later = [msg(topic, 4 + n, behavior("u1", 1 + n, "b1", ts_ms=(1_100 + n) * DAY_MS)) for n in range(3)]
+    moved = h.run(later)
+    assert [(c["user_id"], c["previous_segment"], c["segment"], c["reason"]) for c in moved.changes] == [
+        ("u1", seg["u1"], seg["u3"], "event")
+    ]
+    assert moved.changes[0]["source"] == {"topic": topic, "partition": 0, "offset": 6}
+    assert sum(h.model.sizes()) == 4
+
+
+def test_duplicates_are_skipped_and_counted():
+    h = Harness(seed_users=1, k=1)
+    topic = h.settings.topic_behaviors
+    h.run([msg(topic, 0, behavior("u1", 0, "a1")), msg(topic, 1, behavior("u1", 1, "a2"))])
+    again = h.run([msg(topic, 1, behavior("u1", 1, "a2")), msg(topic, 7, behavior("u1", 0, "a1"))])
+    assert (again.applied, again.duplicates) == (0, 2)
+    assert h.state("u1").actions == {"purchase": 2}
+
+
+def test_unknown_items_are_held_then_applied_or_dead_lettered_when_too_many():
+    h = Harness(seed_users=1, k=1, pending_max=2)
+    topic = h.settings.topic_behaviors
+    result = h.run([msg(topic, n, behavior("u1", n, f"new-{n}")) for n in range(3)])
+    assert h.state("u1").pending[0].item_id == "new-1"  # new-0 overflowed
+    (key, dead), = result.dead_letters
+    assert key == b"u1" and "new-0" in dead["error"] and dead["source"]["offset"] == 0
+    h.items["new-1"] = h.items["b1"]
+    h.run([msg(topic, 3, behavior("u1", 3, "a1"))])
+    assert [p.item_id for p in h.state("u1").pending] == ["new-2"]
+    assert h.state("u1").vector is not None
+
+
+def test_bad_messages_become_dead_letters_and_events_beyond_the_horizon_too():
+    h = Harness(seed_users=1, k=1, dedup_horizon_days=10)
+    topic = h.settings.topic_behaviors
+    result = h.run(
+        [
+            msg(topic, 0, b"\x00\x01"),
+            msg(topic, 1, behavior("u1", 0, "a1", ts_ms=100 * DAY_MS)),
+            msg(topic, 2, behavior("u1", 1, "a2", ts_ms=80 * DAY_MS)),
+            msg(topic, 3, behavior("u1", 2, "a2", ts_ms=95 * DAY_MS)),
+        ]
+    )
+    errors = [d["error"] for _, d in result.dead_letters]
+    assert len(errors) == 2 and "not JSON" in errors[0] and "dedup horizon" in errors[1]
+    assert result.applied == 2
