@@ -1,4 +1,4 @@
-"""Two adjustments to Faust's aiokafka consumer, both needed on Tansu and harmless on Kafka.
+"""Three adjustments to Faust's aiokafka consumer.
 
 1. Fetch wait: faust-streaming hard-codes ``fetch_max_wait_ms=1500``. Tansu answers a fetch
    only when that wait is over, so every round trip to a quiet partition costs 1.5 s. We set
@@ -10,6 +10,12 @@
    RocksDB recovery stops with a ConsistencyError. We confirm each reported end offset by
    reading from the record before it until the partition goes quiet; on Kafka that reads one
    record per partition, once per rebalance.
+3. Rewind after recovery: Faust recovers tables before consuming its inputs, and input records
+   fetched meanwhile are thrown away; then it seeks the inputs back to their committed offsets.
+   aiokafka's ``seek_to_committed`` skips partitions whose committed offset is missing or 0, so
+   a worker that crashed before its first commit would resume at the end of what it had fetched
+   and skip the rest (cf. faust-streaming #596). We rewind those partitions to their beginning,
+   which is what ``auto_offset_reset=earliest`` means. (1 and 2 are for Tansu; 3 for any broker.)
 """
 
 from __future__ import annotations
@@ -54,13 +60,21 @@ def confirmed_end_offsets(
 
 
 def adapt_faust_consumer(bootstrap: str, fetch_max_wait_ms: int) -> None:
-    """Make every Faust aiokafka consumer created from now on use both adjustments."""
+    """Make every Faust aiokafka consumer created from now on use these adjustments."""
 
     class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         def _create_worker_consumer(self, transport: Any) -> Any:
             consumer = super()._create_worker_consumer(transport)
             consumer._fetch_max_wait_ms = fetch_max_wait_ms
             return consumer
+
+        async def seek_to_committed(self) -> Mapping[TP, int]:
+            committed = await super().seek_to_committed()
+            changelogs = self.consumer.app.tables.changelog_topics
+            rewind = [tp for tp, offset in committed.items() if not offset and tp.topic not in changelogs]
+            if rewind:
+                await self.call_thread(self._ensure_consumer().seek_to_beginning, *rewind)
+            return committed
 
         async def _highwaters(self, partitions: Iterable[TP]) -> Mapping[TP, int]:
             reported = await super()._highwaters(list(partitions))

@@ -159,12 +159,11 @@ def test_serving_does_not_import_export_stack(onnx_dir: Path) -> None:
 
 def test_export_metadata(onnx_dir: Path) -> None:
     metadata = json.loads((onnx_dir / "segstream.json").read_text())
-    assert metadata == {
-        "dim": 384,
-        "max_length": 256,
-        "pooling": "mean",
-        "source": str(default_model_path().resolve()),
-    }
+    source = metadata.pop("source")
+    assert metadata == {"dim": 384, "max_length": 256, "pooling": "mean"}
+    # The cache is keyed by the model's content, so another checkout's identical copy may have
+    # made this export: the recorded source is a folder of the same model package.
+    assert Path(source).parts[-2:] == default_model_path().resolve().parts[-2:]
     assert onnx_dir.name.startswith(default_model_path().resolve().name + "-")
 
 
