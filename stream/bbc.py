@@ -32,3 +32,15 @@ def articles(per_label: int | None = None) -> list[Article]:
             text = " ".join(path.read_bytes().decode("utf-8", errors="replace").split())
             out.append(Article(f"{label}/{path.name}", label, text))
     return out
+
+
+def review_event(article: Article, n: int) -> dict:
+    """An article as one user's review: user ``bbc-<n>``, item = the article, fixed event time
+    order by position so a reload has the same ids."""
+    return {
+        "event_id": f"bbc-{article.article_id}",
+        "user_id": f"bbc-{n}",
+        "item_id": article.article_id,
+        "text": article.text,
+        "ts": 1_100_000_000_000 + n * 1000,
+    }

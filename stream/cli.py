@@ -119,11 +119,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    from stream import movielens
+    from stream import bbc, movielens
     from stream.kafka import ensure_topics
 
     settings = _settings(args)
     ensure_topics(settings)
+    if args.dataset == "bbc":
+        docs = [bbc.review_event(a, n) for n, a in enumerate(bbc.articles())][: args.limit or None]
+        publish(settings, settings.topic_reviews, [(d["user_id"], d) for d in docs], "reviews")
+        return 0
     items = [(m.item_id, movielens.item_event(m)) for m in movielens.movies()]
     rates = movielens.ratings()[: args.limit or None]
     if not args.skip_items:
@@ -200,9 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("load", help="publish a sample data set as contract events")
-    p.add_argument("dataset", choices=["movielens"])
+    p.add_argument("dataset", choices=["movielens", "bbc"], help="movielens: catalogue + ratings; bbc: each article one user's review")
     _add_settings_flags(p, ["bootstrap"])
-    p.add_argument("--limit", type=int, default=0, help="publish only the first N ratings")
+    p.add_argument("--limit", type=int, default=0, help="publish only the first N ratings (articles)")
     p.add_argument("--skip-items", action="store_true", help="do not publish the catalogue")
     p.set_defaults(func=cmd_load)
 
