@@ -13,10 +13,13 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.cluster import KMeans
+
+if TYPE_CHECKING:
+    from stream.config import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +33,11 @@ def nearest(centroids: np.ndarray, vector: np.ndarray) -> Assignment:
     d2 = np.einsum("kd,kd->k", centroids - vector, centroids - vector)
     best = int(np.argmin(d2))
     return Assignment(best, float(np.sqrt(max(d2[best], 0.0))))
+
+
+def new_model(settings: "Settings", dim: int) -> "OnlineKMeans":
+    """An unseeded model configured by ``settings`` (stream.config.Settings)."""
+    return OnlineKMeans(k=settings.k, dim=dim, seed_users=settings.seed_users)
 
 
 @dataclass

@@ -21,7 +21,7 @@ import faust
 import numpy as np
 from faust.web import Request, Response
 
-from models.clustering import OnlineKMeans
+from models.clustering import OnlineKMeans, new_model
 from models.encoder import Encoder
 from models.text import clean_text
 from stream.config import Settings
@@ -59,7 +59,7 @@ def load_model(settings: Settings, dim: int) -> OnlineKMeans:
     """The last published model, or a new unseeded one when the topic is empty."""
     raw = read_last_value(settings.bootstrap, settings.topic_model)
     if raw is None:
-        return OnlineKMeans(k=settings.k, dim=dim, seed_users=settings.seed_users)
+        return new_model(settings, dim)
     model = OnlineKMeans.from_bytes(raw)
     if (model.k, model.dim) != (settings.k, dim):
         raise SystemExit(
