@@ -1,25 +1,38 @@
-"""Incremental k-means over user vectors, with membership bookkeeping.
+"""Streaming k-means over user vectors: mini-batch updates with forgetting, periodic refreshes
+on a reservoir of recent users, stable segment ids, and hysteresis.
 
-Each centroid is the running mean of the vectors of the users currently assigned to it:
-the model keeps per-centroid sums and counts, and when a user's vector changes the old vector
-is taken out of its old segment and the new one added to its nearest centroid. That is
-MacQueen's sequential k-means (a mini-batch update with learning rate 1/count) extended with
-removals, so a user who is updated a thousand times still counts once. Centroids are seeded by
-k-means++ (scikit-learn) on the first ``seed_users`` users, who are then assigned at once.
+- Seeding: k-means++ (scikit-learn, ``n_init`` restarts) on the first ``seed_users`` users.
+- Between refreshes every updated user moves its centroid by a mini-batch step with a decayed
+  count (Spark StreamingKMeans' forgetfulness): ``w = w * decay + 1; c += (x - c) / w`` with
+  ``decay = 2 ** (-1 / half_life_updates)``, so old evidence fades and centroids follow drift.
+- Every ``refresh_every`` updates (and at once when a centroid has lost all its users) the
+  model re-runs k-means on the reservoir of the most recently updated users, warm-started from
+  the current centroids and against fresh k-means++ restarts, and keeps the lowest inertia. New
+  centroids are matched to the old ids by the Hungarian method on centroid distance, so users
+  who did not change keep their id; an empty or dying centroid is thereby re-seeded where the
+  data needs one. Reservoir users whose segment changes are returned for change events.
+- Hysteresis: a user leaves its segment only for a centroid closer by more than ``margin``.
+
+Every seed and refresh is recorded as a model event (kept, bounded, with the model).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 
 if TYPE_CHECKING:
     from stream.config import Settings
+
+MAX_EVENTS = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,130 +41,222 @@ class Assignment:
     distance: float
 
 
-def nearest(centroids: np.ndarray, vector: np.ndarray) -> Assignment:
-    """The closest centroid by Euclidean distance (on unit user vectors)."""
-    d2 = np.einsum("kd,kd->k", centroids - vector, centroids - vector)
-    best = int(np.argmin(d2))
-    return Assignment(best, float(np.sqrt(max(d2[best], 0.0))))
+def distances(centroids: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    """Euclidean distance from ``vector`` to every centroid."""
+    diff = centroids - vector
+    return np.sqrt(np.maximum(np.einsum("kd,kd->k", diff, diff), 0.0))
 
 
-def new_model(settings: "Settings", dim: int) -> "OnlineKMeans":
+def nearest(centroids: np.ndarray, vector: np.ndarray, current: int | None = None, margin: float = 0.0) -> Assignment:
+    """The closest centroid, except that ``current`` is kept unless another is closer by more
+    than ``margin`` (hysteresis: borderline users do not flap)."""
+    d = distances(centroids, vector)
+    best = int(np.argmin(d))
+    if current is not None and 0 <= current < len(d) and d[current] - d[best] <= margin:
+        best = current
+    return Assignment(best, float(d[best]))
+
+
+def match_ids(old: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """Permutation ``p`` such that ``new[p]`` lines up with ``old`` (min total distance)."""
+    cost = np.linalg.norm(old[:, None, :] - new[None, :, :], axis=2)
+    rows, cols = linear_sum_assignment(cost)
+    order = np.empty(len(old), dtype=int)
+    order[rows] = cols
+    return order
+
+
+def inertia(centroids: np.ndarray, matrix: np.ndarray) -> float:
+    """Sum of squared distances of each row to its nearest centroid."""
+    d2 = ((matrix[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2)
+    return float(d2.min(axis=1).sum())
+
+
+def new_model(settings: "Settings", dim: int) -> "StreamingKMeans":
     """An unseeded model configured by ``settings`` (stream.config.Settings)."""
-    return OnlineKMeans(k=settings.k, dim=dim, seed_users=settings.seed_users)
+    return StreamingKMeans(
+        k=settings.k,
+        dim=dim,
+        seed_users=settings.seed_users,
+        reservoir_size=settings.reservoir_users,
+        refresh_every=settings.refresh_every,
+        half_life_updates=settings.model_half_life_updates,
+        margin=settings.hysteresis,
+    )
 
 
 @dataclass
-class OnlineKMeans:
-    """Centroids, member sums and counts, and a version bumped on every applied batch."""
-
+class StreamingKMeans:
     k: int
     dim: int
     seed_users: int
+    reservoir_size: int = 5000
+    refresh_every: int = 500
+    half_life_updates: float = 2000.0
+    margin: float = 0.02
+    n_init: int = 10
     random_state: int = 0
     version: int = 0
     centroids: np.ndarray | None = None  # float64 [k, dim]; None until seeded
-    sums: np.ndarray = field(init=False)
-    counts: np.ndarray = field(init=False)
-    seed_buffer: dict[str, np.ndarray] = field(default_factory=dict)
+    weights: np.ndarray = field(init=False)  # decayed update counts: mini-batch learning rates
+    sizes: np.ndarray = field(init=False)  # users currently assigned to each segment
+    updates_since_refresh: int = 0
+    reservoir: "OrderedDict[str, np.ndarray]" = field(default_factory=OrderedDict)
+    assigned: dict[str, int] = field(default_factory=dict)  # segment of each reservoir user
+    events: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.sums = np.zeros((self.k, self.dim), dtype=np.float64)
-        self.counts = np.zeros(self.k, dtype=np.int64)
+        self.weights = np.zeros(self.k, dtype=np.float64)
+        self.sizes = np.zeros(self.k, dtype=np.int64)
+        self.decay = float(2.0 ** (-1.0 / self.half_life_updates))
 
     @property
     def seeded(self) -> bool:
         return self.centroids is not None
 
-    def assign(self, vector: np.ndarray) -> Assignment:
+    def assign(self, vector: np.ndarray, current: int | None = None) -> Assignment:
         if self.centroids is None:
             raise RuntimeError("model not seeded yet")
-        return nearest(self.centroids, vector)
+        return nearest(self.centroids, vector, current, self.margin)
 
-    def _move(self, segment: int, vector: np.ndarray, sign: int) -> None:
-        self.sums[segment] += sign * vector
-        self.counts[segment] += sign
-        if self.counts[segment] > 0:
-            self.centroids[segment] = self.sums[segment] / self.counts[segment]  # type: ignore[index]
-        else:  # an emptied centroid stays where it was; its sums are exactly zero again
-            self.sums[segment] = 0.0
-            self.counts[segment] = 0
+    def _remember(self, user_id: str, vector: np.ndarray) -> None:
+        self.reservoir[user_id] = vector.astype(np.float32)
+        self.reservoir.move_to_end(user_id)
+        while len(self.reservoir) > self.reservoir_size:
+            evicted, _ = self.reservoir.popitem(last=False)
+            self.assigned.pop(evicted, None)
 
-    def update(
-        self, old_vector: np.ndarray | None, old_segment: int | None, new_vector: np.ndarray
+    def observe(
+        self, user_id: str, old_segment: int | None, new_vector: np.ndarray
     ) -> Assignment | None:
-        """Move a user from its old vector/segment to its new vector; None while unseeded."""
+        """A user's vector changed: assign it and move its centroid; None while unseeded."""
+        self._remember(user_id, new_vector)
         if self.centroids is None:
             return None
-        if old_segment is not None and old_vector is not None:
-            self._move(old_segment, old_vector.astype(np.float64), -1)
-        assignment = self.assign(new_vector)
-        self._move(assignment.segment, new_vector.astype(np.float64), +1)
+        assignment = self.assign(new_vector, old_segment)
+        seg = assignment.segment
+        self.weights[seg] = self.weights[seg] * self.decay + 1.0
+        self.centroids[seg] += (new_vector - self.centroids[seg]) / self.weights[seg]
+        self._set_segment(user_id, old_segment, seg)
+        self.updates_since_refresh += 1
         return assignment
 
-    def buffer(self, user_id: str, vector: np.ndarray) -> None:
-        """Remember a user's latest vector until there are enough users to seed."""
-        self.seed_buffer[user_id] = vector.astype(np.float32)
+    def _set_segment(self, user_id: str, old: int | None, new: int) -> None:
+        if old != new:
+            if old is not None and 0 <= old < self.k and self.sizes[old] > 0:
+                self.sizes[old] -= 1
+            self.sizes[new] += 1
+        if user_id in self.reservoir:
+            self.assigned[user_id] = new
 
     def ready_to_seed(self) -> bool:
-        return self.centroids is None and len(self.seed_buffer) >= self.seed_users
+        return self.centroids is None and len(self.reservoir) >= self.seed_users
+
+    def needs_refresh(self) -> bool:
+        """Every ``refresh_every`` updates; ten times sooner while a segment is empty."""
+        if self.centroids is None or len(self.reservoir) < 2 * self.k:
+            return False
+        due = self.refresh_every // 10 if (self.sizes == 0).any() else self.refresh_every
+        return self.updates_since_refresh >= due
+
+    def _cluster_reservoir(self, warm_start: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        users = list(self.reservoir)
+        matrix = np.stack([self.reservoir[u] for u in users]).astype(np.float64)
+        best = KMeans(self.k, init="k-means++", n_init=self.n_init, random_state=self.random_state).fit(matrix)
+        if warm_start is not None:
+            warm = KMeans(self.k, init=warm_start, n_init=1).fit(matrix)
+            if warm.inertia_ <= best.inertia_:
+                best = warm
+        return best.cluster_centers_.astype(np.float64), matrix
 
     def seed(self) -> dict[str, Assignment]:
-        """k-means++ and Lloyd on the buffered users; returns each buffered user's segment."""
-        users = sorted(self.seed_buffer)
-        matrix = np.stack([self.seed_buffer[u] for u in users]).astype(np.float64)
-        km = KMeans(n_clusters=self.k, init="k-means++", n_init=3, random_state=self.random_state)
-        km.fit(matrix)
-        self.centroids = km.cluster_centers_.astype(np.float64)
-        self.sums[:] = 0.0
-        self.counts[:] = 0
-        result: dict[str, Assignment] = {}
-        for user, row in zip(users, matrix):
-            assignment = self.assign(row)
-            self.sums[assignment.segment] += row
-            self.counts[assignment.segment] += 1
-            result[user] = assignment
-        filled = self.counts > 0
-        self.centroids[filled] = self.sums[filled] / self.counts[filled, None]
-        self.seed_buffer.clear()
+        """k-means++ on the users seen so far; returns every one's segment."""
+        self.centroids, _ = self._cluster_reservoir(None)
+        self.weights = np.zeros(self.k, dtype=np.float64)
+        result = {u: self.assign(v) for u, v in self.reservoir.items()}
+        for user, a in result.items():
+            self.weights[a.segment] += 1.0
+            self._set_segment(user, None, a.segment)
+        self._log("seed", users=len(result), sizes=self.sizes.tolist())
         return result
 
-    def sizes(self) -> list[int]:
-        return [int(c) for c in self.counts]
+    def refresh(self) -> dict[str, Assignment]:
+        """Re-cluster the reservoir, keep ids by matching; returns users whose segment changed."""
+        assert self.centroids is not None
+        old = self.centroids
+        empty = [int(i) for i in np.flatnonzero(self.sizes == 0)]
+        new, matrix = self._cluster_reservoir(old)
+        new = new[match_ids(old, new)]
+        before = inertia(old, matrix)
+        self.centroids = new
+        changed: dict[str, Assignment] = {}
+        counts = np.zeros(self.k, dtype=np.float64)
+        for user, vector in self.reservoir.items():
+            current = self.assigned.get(user)
+            a = self.assign(vector, current)
+            closest = nearest(new, vector)
+            if closest.segment in empty:  # no hysteresis towards a re-seeded centroid
+                a = closest
+            counts[a.segment] += 1.0
+            if a.segment != current:
+                changed[user] = a
+                self._set_segment(user, current, a.segment)
+        self.weights = np.maximum(self.weights, counts)
+        self.updates_since_refresh = 0
+        self._log(
+            "refresh",
+            reservoir=len(self.reservoir),
+            inertia_before=round(before, 4),
+            inertia_after=round(inertia(new, matrix), 4),
+            moved_users=len(changed),
+            reseeded_empty=empty,
+            centroid_shift=[round(float(x), 4) for x in np.linalg.norm(new - old, axis=1)],
+        )
+        return changed
 
-    # Persistence: one JSON document, arrays as base64 little-endian bytes.
+    def _log(self, kind: str, **detail: Any) -> None:
+        self.events.append({"event": kind, "version": self.version, "ts": time.time(), **detail})
+        del self.events[:-MAX_EVENTS]
+
+    # Persistence: JSON, arrays as base64 little-endian. The reservoir is kept only until the
+    # model is seeded (it is a sample that refills from live updates; publishing thousands of
+    # vectors with every model version would not fit a Kafka message).
     def to_bytes(self) -> bytes:
         def enc(a: np.ndarray, dtype: str) -> str:
             return base64.b64encode(np.ascontiguousarray(a, dtype=dtype).tobytes()).decode()
 
         doc: dict[str, Any] = {
-            "format": 1,
+            "format": 2,
             "k": self.k,
             "dim": self.dim,
-            "seed_users": self.seed_users,
-            "random_state": self.random_state,
             "version": self.version,
             "centroids": None if self.centroids is None else enc(self.centroids, "<f8"),
-            "sums": enc(self.sums, "<f8"),
-            "counts": [int(c) for c in self.counts],
-            "seed_buffer": {u: enc(v, "<f4") for u, v in self.seed_buffer.items()},
+            "weights": self.weights.tolist(),
+            "sizes": self.sizes.tolist(),
+            "updates_since_refresh": self.updates_since_refresh,
+            "events": self.events,
+            "reservoir": {} if self.seeded else {u: enc(v, "<f4") for u, v in self.reservoir.items()},
         }
         return json.dumps(doc, separators=(",", ":")).encode()
 
-    @classmethod
-    def from_bytes(cls, raw: bytes) -> "OnlineKMeans":
+    def restore(self, raw: bytes) -> "StreamingKMeans":
+        """Load a published model into this (configured) one; the shapes must agree."""
         doc = json.loads(raw)
+        if doc.get("format") != 2 or (doc["k"], doc["dim"]) != (self.k, self.dim):
+            raise ValueError(
+                f"published model has format {doc.get('format')}, k={doc.get('k')}, dim={doc.get('dim')}; "
+                f"this worker is configured for format 2, k={self.k}, dim={self.dim}"
+            )
 
-        def dec(text: str, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
-            return np.frombuffer(base64.b64decode(text), dtype=dtype).reshape(shape).copy()
+        def dec(text: str, dtype: str) -> np.ndarray:
+            return np.frombuffer(base64.b64decode(text), dtype=dtype).copy()
 
-        k, dim = doc["k"], doc["dim"]
-        model = cls(k=k, dim=dim, seed_users=doc["seed_users"], random_state=doc["random_state"])
-        model.version = doc["version"]
+        self.version = doc["version"]
         if doc["centroids"] is not None:
-            model.centroids = dec(doc["centroids"], "<f8", (k, dim))
-        model.sums = dec(doc["sums"], "<f8", (k, dim))
-        model.counts = np.asarray(doc["counts"], dtype=np.int64)
-        model.seed_buffer = {
-            u: dec(v, "<f4", (dim,)).astype(np.float32) for u, v in doc["seed_buffer"].items()
-        }
-        return model
+            self.centroids = dec(doc["centroids"], "<f8").reshape(self.k, self.dim)
+        self.weights = np.asarray(doc["weights"], dtype=np.float64)
+        self.sizes = np.asarray(doc["sizes"], dtype=np.int64)
+        self.updates_since_refresh = doc["updates_since_refresh"]
+        self.events = doc["events"]
+        self.reservoir = OrderedDict((u, dec(v, "<f4")) for u, v in doc["reservoir"].items())
+        return self

@@ -21,7 +21,7 @@ import faust
 import numpy as np
 from faust.web import Request, Response
 
-from models.clustering import OnlineKMeans, new_model
+from models.clustering import StreamingKMeans, new_model
 from models.encoder import Encoder
 from models.text import clean_text
 from stream.config import Settings
@@ -55,23 +55,24 @@ class Counters:
         }
 
 
-def load_model(settings: Settings, dim: int) -> OnlineKMeans:
+def load_model(settings: Settings, dim: int) -> StreamingKMeans:
     """The last published model, or a new unseeded one when the topic is empty."""
+    model = new_model(settings, dim)
     raw = read_last_value(settings.bootstrap, settings.topic_model)
     if raw is None:
-        return new_model(settings, dim)
-    model = OnlineKMeans.from_bytes(raw)
-    if (model.k, model.dim) != (settings.k, dim):
+        return model
+    try:
+        model.restore(raw)
+    except ValueError as exc:
         raise SystemExit(
-            f"{settings.topic_model} holds a model with k={model.k}, dim={model.dim}; this worker "
-            f"is configured for k={settings.k}, dim={dim}. Use another SEGSTREAM_APP_ID and "
-            "SEGSTREAM_TOPIC_MODEL for a different configuration."
-        )
+            f"{settings.topic_model}: {exc}. Use another SEGSTREAM_APP_ID and SEGSTREAM_TOPIC_MODEL "
+            "for a different configuration."
+        ) from exc
     log.info("model loaded: version %s, seeded=%s", model.version, model.seeded)
     return model
 
 
-def create_app(settings: Settings, encoder: Encoder, model: OnlineKMeans) -> faust.App:
+def create_app(settings: Settings, encoder: Encoder, model: StreamingKMeans) -> faust.App:
     """A Faust app for ``settings`` that encodes with ``encoder`` and moves ``model``."""
     adapt_faust_consumer(settings.bootstrap, settings.fetch_max_wait_ms)
     use_key_partitioned_rocksdb()
@@ -221,8 +222,9 @@ def create_app(settings: Settings, encoder: Encoder, model: OnlineKMeans) -> fau
             {
                 "model_version": model.version,
                 "seeded": model.seeded,
-                "users_waiting_for_seed": len(model.seed_buffer),
-                "segments": [{"id": i, "size": n} for i, n in enumerate(model.sizes())],
+                "users_waiting_for_seed": 0 if model.seeded else len(model.reservoir),
+                "segments": [{"id": i, "size": int(n)} for i, n in enumerate(model.sizes)],
+                "model_events": model.events[-10:],
             }
         )
 
@@ -245,7 +247,7 @@ def create_app(settings: Settings, encoder: Encoder, model: OnlineKMeans) -> fau
 class ModelPublisher:
     """Publishes the model after changes, at most once per interval, and on the timer."""
 
-    def __init__(self, model: OnlineKMeans, topic: faust.TopicT, interval_s: float) -> None:
+    def __init__(self, model: StreamingKMeans, topic: faust.TopicT, interval_s: float) -> None:
         self.model = model
         self.topic = topic
         self.interval_s = interval_s

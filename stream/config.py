@@ -62,6 +62,10 @@ class Settings:
     # Model
     k: int = 8
     seed_users: int = 200
+    reservoir_users: int = 5000
+    refresh_every: int = 500
+    model_half_life_updates: float = 2000.0
+    hysteresis: float = 0.02
     model_publish_interval_s: float = 1.0
 
     @property
@@ -116,6 +120,12 @@ HELP: dict[str, str] = {
     "is dead-lettered",
     "k": "number of segments",
     "seed_users": "users with a vector collected before k-means++ seeds the centroids",
+    "reservoir_users": "most recently updated users whose vectors the model keeps for refreshes",
+    "refresh_every": "user updates between re-clusterings of the reservoir (also at once when a "
+    "segment empties)",
+    "model_half_life_updates": "user updates after which a centroid's past evidence weighs half "
+    "(forgetting)",
+    "hysteresis": "a user changes segment only for a centroid closer by more than this distance",
     "model_publish_interval_s": "the model is published at most this often while it changes",
 }
 

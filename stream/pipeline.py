@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from models.clustering import Assignment, OnlineKMeans
+from models.clustering import Assignment, StreamingKMeans
 from models.text import clean_text
 from stream.config import Settings
 from stream.records import Behavior, InvalidEvent, Review, dead_letter, now_iso, PARSERS
@@ -76,7 +76,7 @@ def _dead(message: Message, error: str) -> tuple[bytes | None, dict[str, Any]]:
 class Pipeline:
     """Applies batches of input events to user states and the segment model."""
 
-    def __init__(self, settings: Settings, model: OnlineKMeans, mode: str = "live") -> None:
+    def __init__(self, settings: Settings, model: StreamingKMeans, mode: str = "live") -> None:
         self.settings = settings
         self.model = model
         self.mode = mode
@@ -123,7 +123,7 @@ class Pipeline:
     ) -> BatchResult:
         """Fold the batch into user states, then move the model and assign segments."""
         result = BatchResult(dead_letters=list(prepared.dead_letters))
-        before: dict[str, tuple[np.ndarray | None, int | None]] = {}
+        before: dict[str, int | None] = {}  # each user's segment before this batch
         last_source: dict[str, tuple[str, int, int]] = {}
         for parsed in prepared.events:
             event, message = parsed.event, parsed.message
@@ -131,7 +131,7 @@ class Pipeline:
             if state is None:
                 state = load_state(event.user_id) or UserState(event.user_id)
                 result.states[event.user_id] = state
-                before[event.user_id] = (state.vector, state.segment)
+                before[event.user_id] = state.segment
             if state.already_applied(event.event_id, *message.source):
                 result.duplicates += 1
                 continue
@@ -199,11 +199,12 @@ class Pipeline:
     def _update_model(
         self,
         result: BatchResult,
-        before: dict[str, tuple[np.ndarray | None, int | None]],
+        before: dict[str, int | None],
         last_source: dict[str, tuple[str, int, int]],
         load_state: Callable[[str], UserState | None],
     ) -> None:
-        """Move users' contributions in the model; assign segments; seed when enough users."""
+        """Move users in the model and assign them; seed or refresh when due, and sweep the
+        users whose segment a seed or refresh changed."""
         model = self.model
         moved = [(u, src) for u, src in last_source.items() if result.states[u].vector is not None]
         if not moved:
@@ -212,20 +213,20 @@ class Pipeline:
         result.model_changed = True
         for user_id, source in moved:
             state = result.states[user_id]
-            new_vector = state.vector
-            assert new_vector is not None
-            old_vector, old_segment = before[user_id]
-            assignment = model.update(old_vector, old_segment, new_vector)
-            if assignment is None:
-                model.buffer(user_id, new_vector)
-            else:
+            assignment = model.observe(user_id, before[user_id], state.vector)
+            if assignment is not None:
                 self._assign(state, assignment, "event", source, result)
         if model.ready_to_seed():
-            for user_id, assignment in model.seed().items():
-                state = result.states.get(user_id) or load_state(user_id)
-                if state is not None:
-                    result.states[user_id] = state
-                    self._assign(state, assignment, "model_update", last_source.get(user_id), result)
+            swept = model.seed()
+        elif model.needs_refresh():
+            swept = model.refresh()
+        else:
+            return
+        for user_id, assignment in swept.items():
+            state = result.states.get(user_id) or load_state(user_id)
+            if state is not None:
+                result.states[user_id] = state
+                self._assign(state, assignment, "model_update", last_source.get(user_id), result)
 
     def _assign(
         self,

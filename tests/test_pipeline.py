@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from models.clustering import OnlineKMeans
+from models.clustering import new_model
 from stream.config import load_settings
 from stream.pipeline import Message, Pipeline
 from stream.user_state import UserState
@@ -29,7 +29,7 @@ class Harness:
 
     def __init__(self, k: int = 2, seed_users: int = 4, **settings: object) -> None:
         self.settings = load_settings(env={}, k=k, seed_users=seed_users, **settings)
-        self.model = OnlineKMeans(k=k, dim=3, seed_users=seed_users)
+        self.model = new_model(self.settings, dim=3)
         self.pipeline = Pipeline(self.settings, self.model)
         self.users: dict[str, bytes] = {}
         self.items = {
@@ -76,7 +76,7 @@ def test_seeding_assigns_buffered_users_then_events_move_users():
         ("u1", seg["u1"], seg["u3"], "event")
     ]
     assert moved.changes[0]["source"] == {"topic": topic, "partition": 0, "offset": 6}
-    assert sum(h.model.sizes()) == 4
+    assert h.model.sizes.sum() == 4
 
 
 def test_duplicates_are_skipped_and_counted():
@@ -115,3 +115,23 @@ def test_bad_messages_become_dead_letters_and_events_beyond_the_horizon_too():
     errors = [d["error"] for _, d in result.dead_letters]
     assert len(errors) == 2 and "not JSON" in errors[0] and "dedup horizon" in errors[1]
     assert result.applied == 2
+
+
+def test_a_user_whose_taste_changes_moves_within_five_events_at_the_default_half_life():
+    """Ten 'a' purchases over ten days, a month's pause, then one 'b' purchase a day."""
+    h = Harness(k=2, seed_users=41)
+    assert h.settings.half_life_days == 30.0  # the default
+    topic = h.settings.topic_behaviors
+    crowd = [(f"{taste}{n}", f"{taste}{1 + n % 2}") for n in range(20) for taste in "ab"]
+    others = [msg(topic, n, behavior(u, 0, item)) for n, (u, item) in enumerate([("a", "a1"), ("b", "b1")] + crowd)]
+    day = DAY_MS
+    history = [msg(topic, 100 + n, behavior("drifter", n, "a1" if n % 2 else "a2", ts_ms=(1000 + n) * day)) for n in range(10)]
+    h.run(others + history)
+    start = h.state("drifter").segment
+    assert start == h.state("a").segment
+    for n in range(1, 6):
+        h.run([msg(topic, 200 + n, behavior("drifter", 100 + n, "b1", ts_ms=(1040 + n) * day))])
+        if h.state("drifter").segment != start:
+            break
+    assert h.state("drifter").segment == h.state("b").segment, "still in the old segment after 5 events"
+    print(f"moved after {n} events")
