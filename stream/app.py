@@ -22,8 +22,10 @@ import numpy as np
 from faust.web import Request, Response
 
 from models.clustering import StreamingKMeans, new_model
+from models.profiles import SegmentProfiles
 from models.encoder import Encoder
 from models.text import clean_text
+from stream.catalogue import CatalogueItem
 from stream.config import Settings
 from stream.faust_tuning import adapt_faust_consumer
 from stream.kafka import read_last_value
@@ -55,25 +57,46 @@ class Counters:
         }
 
 
-def load_model(settings: Settings, dim: int) -> StreamingKMeans:
-    """The last published model, or a new unseeded one when the topic is empty."""
-    model = new_model(settings, dim)
+@dataclass
+class Segmentation:
+    """What the single model owner keeps and publishes: centroids and segment profiles."""
+
+    model: StreamingKMeans
+    profiles: SegmentProfiles
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(
+            {"model": self.model.to_bytes().decode(), "profiles": self.profiles.to_bytes().decode()}
+        ).encode()
+
+
+def new_profiles(settings: Settings) -> SegmentProfiles:
+    # Bounds keep the published snapshot well under Kafka's default 1 MB message.
+    return SegmentProfiles(settings.k, half_life_s=settings.half_life_days * 86_400.0, max_terms=1000, max_items=500)
+
+
+def load_segmentation(settings: Settings, dim: int) -> Segmentation:
+    """The last published model and profiles, or new ones when the topic is empty."""
+    segmentation = Segmentation(new_model(settings, dim), new_profiles(settings))
     raw = read_last_value(settings.bootstrap, settings.topic_model)
     if raw is None:
-        return model
+        return segmentation
     try:
-        model.restore(raw)
-    except ValueError as exc:
+        doc = json.loads(raw)
+        segmentation.model.restore(doc["model"].encode())
+        segmentation.profiles = SegmentProfiles.from_bytes(doc["profiles"].encode())
+    except (ValueError, KeyError, AttributeError) as exc:
         raise SystemExit(
-            f"{settings.topic_model}: {exc}. Use another SEGSTREAM_APP_ID and SEGSTREAM_TOPIC_MODEL "
-            "for a different configuration."
+            f"{settings.topic_model} does not hold a model this worker can use ({exc}). Use another "
+            "SEGSTREAM_APP_ID and SEGSTREAM_TOPIC_MODEL for a different configuration."
         ) from exc
-    log.info("model loaded: version %s, seeded=%s", model.version, model.seeded)
-    return model
+    log.info("model loaded: version %s, seeded=%s", segmentation.model.version, segmentation.model.seeded)
+    return segmentation
 
 
-def create_app(settings: Settings, encoder: Encoder, model: StreamingKMeans) -> faust.App:
-    """A Faust app for ``settings`` that encodes with ``encoder`` and moves ``model``."""
+def create_app(settings: Settings, encoder: Encoder, segmentation: Segmentation) -> faust.App:
+    """A Faust app for ``settings`` that encodes with ``encoder`` and owns ``segmentation``."""
+    model, profiles = segmentation.model, segmentation.profiles
     adapt_faust_consumer(settings.bootstrap, settings.fetch_max_wait_ms)
     use_key_partitioned_rocksdb()
     app = faust.App(
@@ -92,6 +115,7 @@ def create_app(settings: Settings, encoder: Encoder, model: StreamingKMeans) -> 
         web_enabled=True,
         web_host=settings.web_host,
         web_port=settings.web_port,
+        producer_compression_type="lz4",
         autodiscover=False,
     )
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
@@ -107,10 +131,10 @@ def create_app(settings: Settings, encoder: Encoder, model: StreamingKMeans) -> 
     users = app.Table("users", **binary)
     item_vectors = app.GlobalTable("item-vectors", **binary)
 
-    pipeline = Pipeline(settings, model)
+    pipeline = Pipeline(settings, model, profiles)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder")
     counters = Counters()
-    publisher = ModelPublisher(model, model_topic, settings.model_publish_interval_s)
+    publisher = ModelPublisher(segmentation, model_topic, settings.model_publish_interval_s)
 
     async def encode(texts: list[str]) -> np.ndarray:
         if not texts:
@@ -124,9 +148,9 @@ def create_app(settings: Settings, encoder: Encoder, model: StreamingKMeans) -> 
         stored = users.get(user_id.encode())
         return None if stored is None else UserState.from_bytes(stored)
 
-    def item_vector(item_id: str) -> np.ndarray | None:
+    def catalogue(item_id: str) -> CatalogueItem | None:
         stored = item_vectors.get(item_id.encode())
-        return None if stored is None else np.frombuffer(stored, dtype="<f4")
+        return None if stored is None else CatalogueItem.from_bytes(stored)
 
     async def send_dead(key: bytes | None, record: dict[str, Any]) -> None:
         counters.dead_letters += 1
@@ -136,7 +160,7 @@ def create_app(settings: Settings, encoder: Encoder, model: StreamingKMeans) -> 
     async def apply_batch(messages: list[Message]) -> None:
         prepared = pipeline.prepare(messages)
         vectors = await encode(prepared.texts)
-        result = pipeline.apply(prepared, vectors, load_state, item_vector)
+        result = pipeline.apply(prepared, vectors, load_state, catalogue)
         for user_id, state in result.states.items():
             users[user_id.encode()] = state.to_bytes()
         for change in result.changes:
@@ -166,7 +190,7 @@ def create_app(settings: Settings, encoder: Encoder, model: StreamingKMeans) -> 
                 await dead_letter_batch(messages, exc)
 
     async def encode_catalogue(messages: list[Message]) -> None:
-        good: list[tuple[str, str]] = []
+        good: list[tuple[str, str, tuple[str, ...]]] = []
         for m in messages:
             try:
                 item = parse_item(m.value)
@@ -175,12 +199,12 @@ def create_app(settings: Settings, encoder: Encoder, model: StreamingKMeans) -> 
                 text = clean_text(item.text())
                 if not text:
                     raise InvalidEvent("item text is empty after cleaning")
-                good.append((item.item_id, text))
+                good.append((item.item_id, text, item.categories))
             except InvalidEvent as exc:
                 await send_dead(m.key, dead_letter(str(exc), *m.source, m.key, m.value))
-        vectors = await encode([text for _, text in good])
-        for (item_id, _), vector in zip(good, vectors):
-            item_vectors[item_id.encode()] = vector.astype("<f4").tobytes()
+        vectors = await encode([text for _, text, _ in good])
+        for (item_id, _, categories), vector in zip(good, vectors):
+            item_vectors[item_id.encode()] = CatalogueItem(vector, categories).to_bytes()
         counters.items += len(good)
         log.info("catalogue: %d items encoded (batch of %d)", counters.items, len(messages))
 
@@ -218,13 +242,44 @@ def create_app(settings: Settings, encoder: Encoder, model: StreamingKMeans) -> 
 
     @app.page("/segments")
     async def segments(web: Any, request: Request) -> Response:
+        portraits = profiles.profiles(top=5)
         return web.json(
             {
                 "model_version": model.version,
                 "seeded": model.seeded,
                 "users_waiting_for_seed": 0 if model.seeded else len(model.reservoir),
-                "segments": [{"id": i, "size": int(n)} for i, n in enumerate(model.sizes)],
+                "segments": [
+                    {"id": i, "size": int(n), "label": portraits[i]["label"]} for i, n in enumerate(model.sizes)
+                ],
                 "model_events": model.events[-10:],
+            }
+        )
+
+    @app.page("/segments/{segment}")
+    async def segment(web: Any, request: Request, segment: str) -> Response:
+        if not segment.isdigit() or int(segment) >= model.k:
+            return web.json({"error": f"no segment {segment!r}; ids are 0..{model.k - 1}"}, status=404)
+        portrait = profiles.profile(int(segment), top=int(request.query.get("top", 10)))
+        return web.json({"size": int(model.sizes[int(segment)]), "model_version": model.version, **portrait})
+
+    @app.page("/users/{user_id}/recommendations")
+    @app.table_route(table=users, match_info="user_id")
+    async def recommendations(web: Any, request: Request, user_id: str) -> Response:
+        try:
+            k = max(1, min(100, int(request.query.get("k", 10))))
+        except ValueError:
+            return web.json({"error": "k must be a whole number"}, status=400)
+        state = load_state(user_id)
+        segment = None if state is None else state.segment
+        # The user's own items are kept as digests: over-fetch by as many and filter them out.
+        candidates = profiles.popular_items(segment, k + (0 if state is None else len(state.items)))
+        items = [i for i in candidates if state is None or not state.knows_item(i)][:k]
+        return web.json(
+            {
+                "user_id": user_id,
+                "segment": segment,
+                "source": "global popularity (cold user)" if segment is None else "segment popularity",
+                "items": items,
             }
         )
 
@@ -247,8 +302,8 @@ def create_app(settings: Settings, encoder: Encoder, model: StreamingKMeans) -> 
 class ModelPublisher:
     """Publishes the model after changes, at most once per interval, and on the timer."""
 
-    def __init__(self, model: StreamingKMeans, topic: faust.TopicT, interval_s: float) -> None:
-        self.model = model
+    def __init__(self, segmentation: Segmentation, topic: faust.TopicT, interval_s: float) -> None:
+        self.segmentation = segmentation
         self.topic = topic
         self.interval_s = interval_s
         self.dirty = False
@@ -264,4 +319,4 @@ class ModelPublisher:
             return
         self.dirty = False
         self.last = time.monotonic()
-        await self.topic.send(key=b"model", value=self.model.to_bytes())
+        await self.topic.send(key=b"model", value=self.segmentation.to_bytes())

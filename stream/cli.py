@@ -96,7 +96,7 @@ def cmd_broker(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from models.encoder import load_encoder
-    from stream.app import create_app, load_model
+    from stream.app import create_app, load_segmentation
     from stream.kafka import ensure_topics
 
     settings = _settings(args)
@@ -108,8 +108,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         prefer_gpu=settings.prefer_gpu,
         intra_op_threads=settings.encoder_threads or None,
     )
-    model = load_model(settings, encoder.dim)
-    app = create_app(settings, encoder, model)
+    segmentation = load_segmentation(settings, encoder.dim)
+    app = create_app(settings, encoder, segmentation)
     sys.argv = [
         "segstream", "worker", "--loglevel", args.loglevel,
         "--web-host", settings.web_host, "--web-port", str(settings.web_port),
@@ -174,6 +174,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(limit=args.limit, k=args.k, keep_logs=Path(args.logs))
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from stream.evaluate import command
+
+    return command(
+        args.events, labels=args.labels, heldout=args.heldout, k=args.k, k_range=args.k_range,
+        orders=args.orders, seed=args.seed, as_json=args.json,
+    )
+
+
 def cmd_model_export(args: argparse.Namespace) -> int:
     from models.encoder import export_onnx
 
@@ -221,6 +230,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=8)
     p.add_argument("--logs", default=".segstream/demo", help="where broker and worker logs go")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="offline: stream a JSONL file of contract events through the worker's code path and score the segments",
+    )
+    p.add_argument(
+        "events",
+        help="JSONL of contract events (items with \"title\", reviews with \"text\", behaviours with "
+        "\"action\"), or a built-in set: bbc (k=5, 5 orders, folder labels), movielens (k=16, 80/20 split by time)",
+    )
+    p.add_argument("--labels", help="CSV user_id,label: reference labels to score the segments against")
+    p.add_argument("--heldout", help="CSV user_id,item_id: held-out items, to score segment-popularity recommendations")
+    ks = p.add_mutually_exclusive_group()
+    ks.add_argument("--k", type=int, help="number of segments (default SEGSTREAM_K; bbc 5, movielens 16)")
+    ks.add_argument("--k-range", help="A..B: evaluate every k from A to B and suggest one")
+    p.add_argument("--orders", type=int, help="stream N times, review/behaviour lines shuffled by seeds S, S+1, ... (default 1: file order; bbc 5)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the shuffles, batch KMeans and silhouette sample (default 0)")
+    p.add_argument("--json", action="store_true", help="one JSON object instead of the table")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("model", help="encoder model commands")
     model_sub = p.add_subparsers(dest="model_command", required=True)

@@ -59,6 +59,7 @@ class Settings:
     weight_review: float = 3.0
     dedup_horizon_days: float = 30.0
     pending_max: int = 500
+    seen_items_max: int = 200
     # Model
     k: int = 8
     seed_users: int = 200
@@ -118,6 +119,7 @@ HELP: dict[str, str] = {
     "events are dead-lettered rather than risk a double count",
     "pending_max": "behaviours on items not yet in the catalogue held per user before the oldest "
     "is dead-lettered",
+    "seen_items_max": "items per user remembered so recommendations skip them",
     "k": "number of segments",
     "seed_users": "users with a vector collected before k-means++ seeds the centroids",
     "reservoir_users": "most recently updated users whose vectors the model keeps for refreshes",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 
 from confluent_kafka import TopicPartition
@@ -35,49 +35,22 @@ def final_memberships(bootstrap: str, topic: str, partitions: int, quiet_s: floa
     return latest
 
 
-def describe_segments(members: dict[str, int], rates: list[movielens.Rating], k: int) -> str:
-    """Per segment: size, genres and movies its users rate most, by lift over everyone."""
-    by_id = {m.item_id: m for m in movielens.movies()}
+def describe_segments(portraits: list[dict], members: dict[str, int]) -> str:
+    """Per segment, from the worker's own profiles (GET /segments/{id}): size, the genres that
+    set it apart (with lift over everyone), its most distinctive movies; plus who its users
+    are (MovieLens occupations, which the worker never saw)."""
+    titles = {m.item_id: m.title for m in movielens.movies()}
     jobs_of = movielens.occupations()
-    genre_all: Counter[str] = Counter()
-    genre_seg: dict[int, Counter[str]] = defaultdict(Counter)
-    item_seg: dict[int, Counter[str]] = defaultdict(Counter)
-    item_all: Counter[str] = Counter()
-    for r in rates:
-        seg = members.get(r.user_id)
-        if seg is None:
-            continue
-        item_all[r.item_id] += 1
-        item_seg[seg][r.item_id] += 1
-        for g in by_id[r.item_id].genres:
-            genre_all[g] += 1
-            genre_seg[seg][g] += 1
-    total_genre = sum(genre_all.values())
-    lines = [f"{'seg':>3} {'users':>5}  {'top genres (lift)':<48} most-rated distinctive movies / occupations"]
-    for seg in range(k):
-        size = sum(1 for s in members.values() if s == seg)
-        if not size:
-            lines.append(f"{seg:>3} {0:>5}  (empty)")
-            continue
-        seg_total = sum(genre_seg[seg].values())
-        lift = {
-            g: (c / seg_total) / (genre_all[g] / total_genre)
-            for g, c in genre_seg[seg].items()
-            if c >= 20
-        }
-        top = sorted(lift, key=lift.get, reverse=True)[:4]  # type: ignore[arg-type]
-        genres = ", ".join(f"{g} {lift[g]:.1f}x" for g in top)
-        n_seg = sum(item_seg[seg].values())
-        movie_lift = {
-            i: (c / n_seg) / (item_all[i] / sum(item_all.values()))
-            for i, c in item_seg[seg].items()
-            if c >= max(5, size // 10)
-        }
-        movies = "; ".join(by_id[i].title for i in sorted(movie_lift, key=movie_lift.get, reverse=True)[:3])  # type: ignore[arg-type]
+    lines = []
+    for p in portraits:
+        seg = p["segment"]
+        genres = ", ".join(f"{c['category']} {c['lift']:.1f}x" for c in p["top_categories"][:4])
+        movies = "; ".join(titles.get(i["item_id"], i["item_id"]) for i in p["top_items"][:3])
         jobs = Counter(jobs_of.get(u, "?") for u, s in members.items() if s == seg)
-        occupations = ", ".join(f"{j} {n}" for j, n in jobs.most_common(3))
-        lines.append(f"{seg:>3} {size:>5}  {genres:<48} {movies}")
-        lines.append(f"{'':>3} {'':>5}  {'':<48} occupations: {occupations}")
+        actions = ", ".join(f"{a} {share:.0%}" for a, share in p["actions"].items())
+        lines.append(f"segment {seg}: {p['size']} users — {genres or '(no events yet)'}")
+        lines.append(f"    distinctive movies: {movies}")
+        lines.append(f"    actions: {actions}; occupations: {', '.join(f'{j} {n}' for j, n in jobs.most_common(3))}")
     return "\n".join(lines)
 
 
@@ -127,8 +100,9 @@ def run_demo(limit: int, k: int, keep_logs: Path) -> int:
             time.sleep(settings.batch_wait_s * 2)
             latest = final_memberships(settings.bootstrap, settings.topic_changes, settings.partitions)
             members = {u: c["segment"] for u, c in latest.items()}
-            print(f"\n{len(members)} users in {k} segments:\n")
-            print(describe_segments(members, rates, k))
+            portraits = [worker.get(f"/segments/{seg}")[1] for seg in range(k)]
+            print(f"\n{len(members)} users in {k} segments (from segment-changes and GET /segments/{{id}}):\n")
+            print(describe_segments(portraits, members))
         finally:
             worker.stop()
     print(f"\ndemo took {time.monotonic() - started:.0f}s", flush=True)

@@ -14,7 +14,9 @@ from typing import Any, Callable
 import numpy as np
 
 from models.clustering import Assignment, StreamingKMeans
+from models.profiles import SegmentProfiles
 from models.text import clean_text
+from stream.catalogue import CatalogueItem
 from stream.config import Settings
 from stream.records import Behavior, InvalidEvent, Review, dead_letter, now_iso, PARSERS
 from stream.user_state import PendingBehavior, UserState
@@ -57,6 +59,19 @@ class Prepared:
     dead_letters: list[tuple[bytes | None, dict[str, Any]]] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """An applied event, for the profile of the segment its user ends the batch in."""
+
+    user_id: str
+    ts: float
+    text: str = ""  # a review's cleaned text
+    item: CatalogueItem | None = None  # a behaviour's item
+    item_id: str = ""
+    action: str = ""
+    weight: float = 0.0
+
+
 @dataclass
 class BatchResult:
     states: dict[str, UserState] = field(default_factory=dict)
@@ -76,9 +91,16 @@ def _dead(message: Message, error: str) -> tuple[bytes | None, dict[str, Any]]:
 class Pipeline:
     """Applies batches of input events to user states and the segment model."""
 
-    def __init__(self, settings: Settings, model: StreamingKMeans, mode: str = "live") -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        model: StreamingKMeans,
+        profiles: SegmentProfiles | None = None,
+        mode: str = "live",
+    ) -> None:
         self.settings = settings
         self.model = model
+        self.profiles = profiles
         self.mode = mode
         self.half_life_s = settings.half_life_days * SECONDS_PER_DAY
         self.horizon_s = settings.dedup_horizon_days * SECONDS_PER_DAY
@@ -119,10 +141,12 @@ class Pipeline:
         prepared: Prepared,
         vectors: np.ndarray,
         load_state: Callable[[str], UserState | None],
-        item_vector: Callable[[str], np.ndarray | None],
+        catalogue: Callable[[str], CatalogueItem | None],
     ) -> BatchResult:
-        """Fold the batch into user states, then move the model and assign segments."""
+        """Fold the batch into user states, then move the model, assign segments and count
+        the applied events in their segments' profiles."""
         result = BatchResult(dead_letters=list(prepared.dead_letters))
+        contributions: list[Contribution] = []
         before: dict[str, int | None] = {}  # each user's segment before this batch
         last_source: dict[str, tuple[str, int, int]] = {}
         for parsed in prepared.events:
@@ -153,29 +177,50 @@ class Pipeline:
                 state.add_vector(
                     vectors[parsed.vector_index], self.settings.weight_review, event.ts, self.half_life_s
                 )
+                state.touch_item(event.item_id, self.settings.seen_items_max)
+                contributions.append(Contribution(event.user_id, event.ts, text=parsed.text))
             else:
                 state.count_action(event.action)
                 state.pending.append(
                     PendingBehavior(event.event_id, event.item_id, event.action, event.ts, message.source)
                 )
-            result.held += self._apply_pending(state, item_vector, result)
+            result.held += self._apply_pending(state, catalogue, result, contributions)
         self._update_model(result, before, last_source, load_state)
+        self._count_in_profiles(result, contributions)
         return result
+
+    def _count_in_profiles(self, result: BatchResult, contributions: list[Contribution]) -> None:
+        if self.profiles is None:
+            return
+        for c in contributions:
+            segment = result.states[c.user_id].segment
+            if segment is None:
+                continue
+            if c.item is None:
+                self.profiles.add_review(segment, c.text, c.ts)
+            else:
+                self.profiles.add_action(segment, c.item_id, c.item.categories, c.action, c.weight, c.ts)
 
     def _apply_pending(
         self,
         state: UserState,
-        item_vector: Callable[[str], np.ndarray | None],
+        catalogue: Callable[[str], CatalogueItem | None],
         result: BatchResult,
+        contributions: list[Contribution],
     ) -> int:
         """Apply held behaviours whose item is now known; dead-letter the overflow."""
         still_pending: list[PendingBehavior] = []
         for pending in state.pending:
-            vector = item_vector(pending.item_id)
-            if vector is None:
+            item = catalogue(pending.item_id)
+            if item is None:
                 still_pending.append(pending)
-            else:
-                state.add_vector(vector, self.weights[pending.action], pending.ts, self.half_life_s)
+                continue
+            weight = self.weights[pending.action]
+            state.add_vector(item.vector, weight, pending.ts, self.half_life_s)
+            state.touch_item(pending.item_id, self.settings.seen_items_max)
+            contributions.append(
+                Contribution(state.user_id, pending.ts, item=item, item_id=pending.item_id, action=pending.action, weight=weight)
+            )
         overflow = len(still_pending) - self.settings.pending_max
         for pending in still_pending[: max(overflow, 0)]:
             record = dead_letter(

@@ -31,8 +31,8 @@ def decay_factor(age_s: float, half_life_s: float) -> float:
     return float(2.0 ** (-age_s / half_life_s))
 
 
-def event_id_digest(event_id: str) -> int:
-    """A stable 64-bit digest of an event id (collisions within one user: ~1e-13 per pair)."""
+def id_digest(event_id: str) -> int:
+    """A stable 64-bit digest of an event or item id (collisions within one user: ~1e-13)."""
     return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "little")
 
 
@@ -63,6 +63,7 @@ class UserState:
     model_version: int | None = None
     offsets: dict[str, int] = field(default_factory=dict)  # "topic:partition" -> offset
     seen: dict[int, float] = field(default_factory=dict)  # event-id digest -> event time
+    items: list[int] = field(default_factory=list)  # digests of items acted on, newest last
     pending: list[PendingBehavior] = field(default_factory=list)
 
     @property
@@ -82,7 +83,7 @@ class UserState:
     def already_applied(self, event_id: str, topic: str, partition: int, offset: int) -> bool:
         if offset <= self.offsets.get(f"{topic}:{partition}", -1):
             return True
-        return event_id_digest(event_id) in self.seen
+        return id_digest(event_id) in self.seen
 
     def beyond_horizon(self, ts: float, horizon_s: float) -> bool:
         """True when an event is too old, relative to the user's latest, to deduplicate."""
@@ -93,7 +94,7 @@ class UserState:
     ) -> None:
         key = f"{topic}:{partition}"
         self.offsets[key] = max(offset, self.offsets.get(key, -1))
-        self.seen[event_id_digest(event_id)] = ts
+        self.seen[id_digest(event_id)] = ts
         oldest = max(self.ref_ts, ts) - horizon_s
         if min(self.seen.values()) < oldest:
             self.seen = {d: t for d, t in self.seen.items() if t >= oldest}
@@ -117,6 +118,17 @@ class UserState:
 
     def count_action(self, action: str) -> None:
         self.actions[action] = self.actions.get(action, 0) + 1
+
+    def touch_item(self, item_id: str, keep: int) -> None:
+        """Remember an item the user acted on (the newest ``keep``), not to recommend it back."""
+        digest = id_digest(item_id)
+        if digest in self.items:
+            self.items.remove(digest)
+        self.items.append(digest)
+        del self.items[:-keep]
+
+    def knows_item(self, item_id: str) -> bool:
+        return id_digest(item_id) in self.items
 
     def public_view(self) -> dict[str, Any]:
         """What GET /users/{id} shows."""
@@ -146,13 +158,15 @@ class UserState:
             "m": self.model_version,
             "o": self.offsets,
             "i": len(self.seen),
+            "j": len(self.items),
             "p": [[p.event_id, p.item_id, p.action, p.ts, list(p.source)] for p in self.pending],
             "n": 0 if self.vector_sum is None else int(self.vector_sum.shape[0]),
         }
         head = json.dumps(header, separators=(",", ":")).encode()
         vector = b"" if self.vector_sum is None else self.vector_sum.astype("<f4").tobytes()
         seen = np.fromiter(self.seen.items(), dtype=_SEEN, count=len(self.seen)).tobytes()
-        return _HEADER.pack(len(head)) + head + vector + seen
+        items = np.asarray(self.items, dtype="<u8").tobytes()
+        return _HEADER.pack(len(head)) + head + vector + seen + items
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> "UserState":
@@ -162,6 +176,7 @@ class UserState:
         end = start + 4 * header["n"]
         vector = np.frombuffer(raw[start:end], dtype="<f4").copy() if header["n"] else None
         seen = np.frombuffer(raw[end:], dtype=_SEEN, count=header["i"])
+        items = np.frombuffer(raw[end + seen.nbytes :], dtype="<u8", count=header.get("j", 0))
         return cls(
             user_id=header["u"],
             vector_sum=vector,
@@ -174,6 +189,7 @@ class UserState:
             model_version=header["m"],
             offsets=header["o"],
             seen=dict(zip(seen["digest"].tolist(), seen["ts"].tolist())),
+            items=items.tolist(),
             pending=[
                 PendingBehavior(e, i, a, t, (s[0], s[1], s[2])) for e, i, a, t, s in header["p"]
             ],

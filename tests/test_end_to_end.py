@@ -108,6 +108,18 @@ def test_behaviour_on_items_and_unknown_items_are_held(settings_for, start_worke
     assert bob["actions"] == {"view": 5, "cart": 1} and bob["pending_unknown_items"] == 1
     assert bob["segment"] is not None
 
+    # What the segments are, and what they recommend.
+    alice_segment = worker.get("/users/alice")[1]["segment"]
+    status, portrait = worker.get(f"/segments/{alice_segment}")
+    assert status == 200 and portrait["top_items"] and portrait["label"]
+    assert portrait["actions"]["purchase"] > 0
+    assert worker.get("/segments/99")[0] == 404
+    status, recs = worker.get("/users/carol/recommendations?k=3")
+    assert status == 200 and recs["segment"] is None and len(recs["items"]) == 3  # cold: global popularity
+    bought = {movies[n].item_id for n in range(5)}
+    status, recs = worker.get("/users/alice/recommendations?k=10")
+    assert recs["segment"] == alice_segment and not bought & set(recs["items"])
+
     # The item arrives; bob's next event applies the held behaviour. Nothing was dead-lettered.
     produce(settings, settings.topic_items, [("not-yet-in-catalogue", {"item_id": "not-yet-in-catalogue", "title": "A late movie", "categories": ["Drama"]})])
     worker.wait_until(lambda h: h["catalogue_items"] == 21, 60, "the late item")

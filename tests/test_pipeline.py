@@ -7,6 +7,8 @@ import json
 import numpy as np
 
 from models.clustering import new_model
+from models.profiles import SegmentProfiles
+from stream.catalogue import CatalogueItem
 from stream.config import load_settings
 from stream.pipeline import Message, Pipeline
 from stream.user_state import UserState
@@ -32,12 +34,15 @@ class Harness:
         self.model = new_model(self.settings, dim=3)
         self.pipeline = Pipeline(self.settings, self.model)
         self.users: dict[str, bytes] = {}
+        unit = lambda *xs: (np.asarray(xs, dtype=np.float32) / np.linalg.norm(xs)).astype(np.float32)  # noqa: E731
         self.items = {
-            "a1": np.array([1, 0, 0], dtype=np.float32),
-            "a2": np.array([0.9, 0.1, 0], dtype=np.float32) / np.linalg.norm([0.9, 0.1, 0]),
-            "b1": np.array([0, 0, 1], dtype=np.float32),
-            "b2": np.array([0, 0.1, 0.9], dtype=np.float32) / np.linalg.norm([0, 0.1, 0.9]),
+            "a1": CatalogueItem(unit(1, 0, 0), ("Action",)),
+            "a2": CatalogueItem(unit(0.9, 0.1, 0), ("Action", "Thriller")),
+            "b1": CatalogueItem(unit(0, 0, 1), ("Romance",)),
+            "b2": CatalogueItem(unit(0, 0.1, 0.9), ("Romance", "Comedy")),
         }
+        self.profiles = SegmentProfiles(k, half_life_s=self.settings.half_life_days * 86_400)
+        self.pipeline.profiles = self.profiles
 
     def run(self, messages: list[Message]):
         prepared = self.pipeline.prepare(messages)
@@ -135,3 +140,16 @@ def test_a_user_whose_taste_changes_moves_within_five_events_at_the_default_half
             break
     assert h.state("drifter").segment == h.state("b").segment, "still in the old segment after 5 events"
     print(f"moved after {n} events")
+
+
+def test_applied_events_count_in_the_profile_of_their_users_segment():
+    h = Harness(k=2, seed_users=4)
+    topic = h.settings.topic_behaviors
+    users = [("u1", "a1"), ("u2", "a2"), ("u3", "b1"), ("u4", "b2")]
+    h.run([msg(topic, n, behavior(u, 0, item)) for n, (u, item) in enumerate(users)])
+    h.run([msg(topic, 10, behavior("u1", 5, "a2", ts_ms=1_001 * DAY_MS))])
+    action_segment = h.state("u1").segment
+    profile = h.profiles.profile(action_segment)
+    assert profile["top_categories"][0]["category"] == "Action"
+    assert h.profiles.popular_items(action_segment, 2) == ["a2", "a1"]
+    assert h.state("u1").knows_item("a2") and not h.state("u1").knows_item("b1")

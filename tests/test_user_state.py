@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from stream.user_state import PendingBehavior, UserState, decay_factor, event_id_digest
+from stream.user_state import PendingBehavior, UserState, decay_factor, id_digest
 
 DAY = 86_400.0
 
@@ -48,7 +48,7 @@ def test_dedup_by_offset_and_by_event_id_within_the_horizon():
     # Digests older than the horizon are pruned; events that old are refused, not re-applied.
     state.add_vector(unit(0, 1), 1.0, 140 * DAY, DAY)
     state.mark_applied("e3", 140 * DAY, "reviews", 0, 12, horizon_s=30 * DAY)
-    assert set(state.seen) == {event_id_digest("e3")}
+    assert set(state.seen) == {id_digest("e3")}
     assert state.beyond_horizon(100 * DAY, 30 * DAY)
     assert not state.beyond_horizon(111 * DAY, 30 * DAY)
 

@@ -1,0 +1,349 @@
+"""Explainable, time-decayed portraits of segments, and segment popularity for recommendations.
+
+A segment's centroid is a point in embedding space: nobody can read it. This module keeps, per
+segment, the statistics a person can read — the words of its users' reviews, the categories and
+items they act on, their mix of actions — and ranks them by how much they set the segment apart
+(class-based TF-IDF, as BERTopic's c-TF-IDF). The same item counts answer "what is popular in
+this segment right now" for recommendations. Raw review text is never stored, only the set of
+terms of each review.
+
+Decay runs in event time, as for users (``stream/user_state.py``): at reference time T, the
+latest event time seen by this object, an event at time t weighs ``w * 2^(-(T - t) / half_life)``.
+
+Decay scheme: counts are stored relative to an anchor time A rather than to T. An event at t
+adds ``w * 2^((t - A) / half_life)``; a read multiplies by ``2^(-(T - A) / half_life)``. Adding
+an event is then O(1) whatever its time — a newer event does not rescale anything — and the
+stored sum is the same whatever the arrival order (up to float rounding), because no term
+depends on what arrived before. Rankings, shares, lifts and c-TF-IDF scores are ratios of
+counts that share one anchor, so they need no conversion at all. The stored values grow as
+``2^((T - A) / half_life)``; once T runs more than ``_REBASE_HALF_LIVES`` half-lives past A,
+every count is multiplied down once and A moves to T (O(all counts), at most once per that many
+half-lives of event time, so the weights stay far from float overflow). ``to_bytes`` writes A
+and the stored values verbatim, so a restored object reads exactly the same numbers.
+
+Memory is bounded per segment: past ``max_terms`` terms (or ``max_items`` items) the smallest
+counts are dropped in bulk, down to 90% of the bound, so pruning runs once per many inserts.
+Pruning is lossy: a key dropped while small starts again from zero if it comes back, so once
+pruning has run, the counts of such keys depend on arrival order (nothing else does).
+Categories and actions come from small fixed vocabularies and are not bounded.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import math
+import re
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+__all__ = ["SegmentProfiles", "review_terms"]
+
+_FORMAT = 1
+# Counts are stored relative to the anchor time; they reach at most 2^this before a rebase.
+_REBASE_HALF_LIVES = 256.0
+# Pruning keeps this share of the bound, so that it runs once per ~10% of new entries.
+_PRUNE_TO = 0.9
+_LABEL_PARTS = 3
+# Unicode letters only (no digits, no underscore), at least three of them.
+_WORD = re.compile(r"[^\W\d_]{3,}")
+
+_Kind = Literal["terms", "categories", "items"]
+
+
+def review_terms(text: str) -> tuple[str, ...]:
+    """Distinct terms of one review, in order of first appearance (binary per document).
+
+    Counting a term once per review keeps one long or repetitive review from outweighing
+    many short ones in its segment's portrait.
+    """
+    words = (w for w in _WORD.findall(text.lower()) if w not in ENGLISH_STOP_WORDS)
+    return tuple(dict.fromkeys(words))
+
+
+@dataclass(slots=True)
+class _Segment:
+    """One segment's counts, all relative to the owning object's anchor time."""
+
+    events: float = 0.0
+    terms: dict[str, float] = field(default_factory=dict)
+    items: dict[str, float] = field(default_factory=dict)
+    categories: dict[str, float] = field(default_factory=dict)
+    actions: dict[str, float] = field(default_factory=dict)
+
+    def counters(self) -> tuple[dict[str, float], ...]:
+        return self.terms, self.items, self.categories, self.actions
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "events": self.events,
+            "terms": self.terms,
+            "items": self.items,
+            "categories": self.categories,
+            "actions": self.actions,
+        }
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> _Segment:
+        return cls(
+            events=float(doc["events"]),
+            terms={str(t): float(c) for t, c in doc["terms"].items()},
+            items={str(i): float(c) for i, c in doc["items"].items()},
+            categories={str(g): float(c) for g, c in doc["categories"].items()},
+            actions={str(a): float(c) for a, c in doc["actions"].items()},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Corpus:
+    """Totals of one kind of count over all segments, for c-TF-IDF and lift."""
+
+    totals: dict[str, float]  # f(x): the count of x summed over segments
+    average: float  # A: mean segment size, over segments that have any count
+    grand_total: float
+
+    @classmethod
+    def of(cls, per_segment: Iterable[dict[str, float]]) -> _Corpus:
+        totals: dict[str, float] = {}
+        sizes = []
+        for counts in per_segment:
+            for key, count in counts.items():
+                totals[key] = totals.get(key, 0.0) + count
+            size = sum(counts.values())
+            if size > 0:
+                sizes.append(size)
+        grand = sum(sizes)
+        return cls(totals, grand / len(sizes) if sizes else 0.0, grand)
+
+    def ctfidf(self, counts: dict[str, float]) -> list[tuple[str, float]]:
+        """score(x, c) = tf(x, c) / sum tf(., c) * log(1 + A / f(x)), for x with a positive count."""
+        size = sum(counts.values())
+        if size <= 0:
+            return []
+        return [
+            (key, count / size * math.log1p(self.average / self.totals[key]))
+            for key, count in counts.items()
+            if count > 0
+        ]
+
+
+def _top(scored: Iterable[tuple[str, float]], n: int) -> list[tuple[str, float]]:
+    """The n highest scores; equal scores in key order, so results never depend on arrival."""
+    return heapq.nsmallest(n, scored, key=lambda pair: (-pair[1], pair[0]))
+
+
+class SegmentProfiles:
+    """Per-segment decayed term, category, item and action counts for k segments."""
+
+    def __init__(self, k: int, half_life_s: float, max_terms: int = 4000, max_items: int = 2000) -> None:
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        if not (half_life_s > 0 and math.isfinite(half_life_s)):
+            raise ValueError(f"half_life_s must be positive and finite, got {half_life_s}")
+        if max_terms < 1 or max_items < 1:
+            raise ValueError(f"max_terms and max_items must be at least 1, got {max_terms}, {max_items}")
+        self.k = k
+        self.half_life_s = float(half_life_s)
+        self.max_terms = max_terms
+        self.max_items = max_items
+        self._segments = [_Segment() for _ in range(k)]
+        self._anchor: float | None = None  # A: stored counts are relative to this time
+        self._ref_ts: float | None = None  # T: the latest event time seen
+        # Cross-segment totals, rebuilt on the first read after a write: reads (HTTP views,
+        # recommendations) come in bursts between writes and each build is O(all counts).
+        self._corpora: dict[_Kind, _Corpus] = {}
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def add_review(self, segment: int, text: str, ts: float) -> None:
+        """Count each distinct term of one (already cleaned) review once."""
+        seg = self._segment(segment)
+        mass = self._stamp(ts)
+        seg.events += mass
+        for term in review_terms(text):
+            seg.terms[term] = seg.terms.get(term, 0.0) + mass
+        if len(seg.terms) > self.max_terms:
+            seg.terms = _prune(seg.terms, self.max_terms)
+
+    def add_action(
+        self, segment: int, item_id: str, categories: Sequence[str], action: str, weight: float, ts: float
+    ) -> None:
+        """Count one behaviour: the item and each of its categories with the action's weight.
+
+        Every distinct category gets the full weight (not a split): buying a comedy-drama is
+        evidence of taste for comedy and for drama, and shares stay normalised by the segment's
+        total category count anyway. The action mix counts events, unweighted, so that it reads
+        as "what share of this segment's behaviour is purchases".
+        """
+        if not (weight >= 0 and math.isfinite(weight)):
+            raise ValueError(f"weight must be non-negative and finite, got {weight}")
+        seg = self._segment(segment)
+        mass = self._stamp(ts)
+        seg.events += mass
+        seg.actions[action] = seg.actions.get(action, 0.0) + mass
+        weighted = weight * mass
+        seg.items[item_id] = seg.items.get(item_id, 0.0) + weighted
+        for category in dict.fromkeys(categories):
+            seg.categories[category] = seg.categories.get(category, 0.0) + weighted
+        if len(seg.items) > self.max_items:
+            seg.items = _prune(seg.items, self.max_items)
+
+    def _segment(self, segment: int) -> _Segment:
+        if not 0 <= segment < self.k:
+            raise ValueError(f"segment {segment} out of range for k={self.k}")
+        return self._segments[segment]
+
+    def _stamp(self, ts: float) -> float:
+        """Advance the clock to ``ts`` if it is newer; return an event's multiplier in stored units."""
+        ts = float(ts)
+        if not math.isfinite(ts):
+            raise ValueError(f"event time must be finite, got {ts}")
+        self._corpora.clear()
+        if self._anchor is None or self._ref_ts is None:
+            self._anchor = self._ref_ts = ts
+        elif ts > self._ref_ts:
+            self._ref_ts = ts
+            if (ts - self._anchor) / self.half_life_s > _REBASE_HALF_LIVES:
+                self._rescale(2.0 ** ((self._anchor - ts) / self.half_life_s))
+                self._anchor = ts
+        return 2.0 ** ((ts - self._anchor) / self.half_life_s)
+
+    def _rescale(self, factor: float) -> None:
+        """Multiply every stored count by ``factor`` (when the anchor moves)."""
+        for seg in self._segments:
+            seg.events *= factor
+            for counts in seg.counters():
+                for key in counts:
+                    counts[key] *= factor
+
+    def _scale(self) -> float:
+        """Multiplier from stored units to weights at the reference time T."""
+        if self._anchor is None or self._ref_ts is None:
+            return 1.0
+        return 2.0 ** ((self._anchor - self._ref_ts) / self.half_life_s)
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def profile(self, segment: int, top: int = 10) -> dict[str, Any]:
+        """A readable portrait of one segment (see :meth:`profiles` for all of them)."""
+        self._segment(segment)
+        _check_top(top)
+        return self._profile(segment, top)
+
+    def profiles(self, top: int = 10) -> list[dict[str, Any]]:
+        """Portraits of all k segments."""
+        _check_top(top)
+        return [self._profile(s, top) for s in range(self.k)]
+
+    def _corpus(self, kind: _Kind) -> _Corpus:
+        corpus = self._corpora.get(kind)
+        if corpus is None:
+            corpus = self._corpora[kind] = _Corpus.of(getattr(s, kind) for s in self._segments)
+        return corpus
+
+    def _profile(self, segment: int, top: int) -> dict[str, Any]:
+        """Terms, categories and items are ranked by c-TF-IDF: frequent here, rare elsewhere.
+
+        Ranking categories (and items) by raw share would give every segment the same
+        portrait — the catalogue's biggest genre and its blockbusters — and lift alone
+        promotes categories seen once; c-TF-IDF weighs both, as it does for words.
+        """
+        seg = self._segments[segment]
+        terms, cats, items = self._corpus("terms"), self._corpus("categories"), self._corpus("items")
+        n = max(top, _LABEL_PARTS)
+        top_terms = _top(terms.ctfidf(seg.terms), n)
+        top_cats = _top(cats.ctfidf(seg.categories), n)
+        cat_size = sum(seg.categories.values())
+        if top_terms:
+            label = " · ".join(t for t, _ in top_terms[:_LABEL_PARTS])
+        elif top_cats:
+            label = " · ".join(c for c, _ in top_cats[:_LABEL_PARTS])
+        else:
+            label = f"segment {segment}"
+        action_total = sum(seg.actions.values())
+        return {
+            "segment": segment,
+            "weight": seg.events * self._scale(),
+            "top_terms": [{"term": t, "score": s} for t, s in top_terms[:top]],
+            "top_categories": [
+                {
+                    "category": c,
+                    "share": seg.categories[c] / cat_size,
+                    "lift": (seg.categories[c] / cat_size) / (cats.totals[c] / cats.grand_total),
+                    "score": s,
+                }
+                for c, s in top_cats[:top]
+            ],
+            "top_items": [{"item_id": i, "score": s} for i, s in _top(items.ctfidf(seg.items), top)],
+            "actions": (
+                {a: c / action_total for a, c in _top(seg.actions.items(), len(seg.actions))}
+                if action_total > 0
+                else {}
+            ),
+            "label": label,
+        }
+
+    def popular_items(self, segment: int | None, n: int, exclude: Collection[str] = ()) -> list[str]:
+        """The n items with the highest decayed weighted count in ``segment`` (None: all segments).
+
+        Ties go to the smaller item id, so the same state always recommends the same list.
+        """
+        if n <= 0:
+            return []
+        if segment is None:
+            counts = self._corpus("items").totals
+        else:
+            counts = self._segment(segment).items
+        skip = set(exclude)
+        return [i for i, _ in _top(((i, c) for i, c in counts.items() if i not in skip), n)]
+
+    # --- persistence -----------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        """Compact JSON; floats are written in shortest round-trip form, so restoring is exact."""
+        doc = {
+            "format": _FORMAT,
+            "k": self.k,
+            "half_life_s": self.half_life_s,
+            "max_terms": self.max_terms,
+            "max_items": self.max_items,
+            "anchor": self._anchor,
+            "ref_ts": self._ref_ts,
+            "segments": [s.to_doc() for s in self._segments],
+        }
+        return json.dumps(doc, separators=(",", ":")).encode("ascii")
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> SegmentProfiles:
+        doc = json.loads(raw)
+        if doc.get("format") != _FORMAT:
+            raise ValueError(f"unsupported segment profiles format {doc.get('format')!r}")
+        profiles = cls(int(doc["k"]), float(doc["half_life_s"]), int(doc["max_terms"]), int(doc["max_items"]))
+        if len(doc["segments"]) != profiles.k:
+            raise ValueError(f"{len(doc['segments'])} segments stored for k={profiles.k}")
+        profiles._segments = [_Segment.from_doc(s) for s in doc["segments"]]
+        profiles._anchor = None if doc["anchor"] is None else float(doc["anchor"])
+        profiles._ref_ts = None if doc["ref_ts"] is None else float(doc["ref_ts"])
+        return profiles
+
+
+def _check_top(top: int) -> None:
+    if top < 0:
+        raise ValueError(f"top must be non-negative, got {top}")
+
+
+def _prune(counts: dict[str, float], bound: int) -> dict[str, float]:
+    """Keep the largest counts, down to 90% of ``bound`` (ties kept in key order).
+
+    Finds the cutoff by sorting bare floats, which is several times faster than ranking
+    (count, key) pairs: a prune runs once per ~10% of the bound in new keys.
+    """
+    keep = max(1, int(bound * _PRUNE_TO))
+    cutoff = sorted(counts.values(), reverse=True)[keep - 1]
+    kept = {key: count for key, count in counts.items() if count > cutoff}
+    tied = sorted(key for key, count in counts.items() if count == cutoff)
+    kept.update((key, cutoff) for key in tied[: keep - len(kept)])
+    return kept

@@ -1,0 +1,338 @@
+"""Segment portraits: tokenization, c-TF-IDF, lift, action mix, popularity, decay, pruning, persistence."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from models.profiles import SegmentProfiles, review_terms
+
+DAY = 86_400.0
+WEEK = 7 * DAY
+T0 = 1_700_000_000.0  # epoch seconds, November 2023
+
+SPORTS = [
+    "The striker scored twice as United beat City in the derby, according to news from the stadium.",
+    "Late goal gives the champions victory; the coach praised the striker in the news conference.",
+    "Injury news: the goalkeeper misses the cup final.",
+]
+TECH = [
+    "The chipmaker unveiled a faster processor for laptops, news from the developer conference.",
+    "Security news: a software update patches flaws in the browser.",
+    "Startup raises funding to build open source software for cloud servers, news reports say.",
+]
+MOVIES = [
+    "A haunting thriller with a brilliant cast; the news of its sequel thrilled fans.",
+    "The animated comedy made the whole family laugh, news critics agree.",
+]
+
+
+def deep_approx_equal(a: Any, b: Any, rel: float = 1e-9) -> bool:
+    """Equal structure, equal strings and order, floats within ``rel``."""
+    if isinstance(a, float) or isinstance(b, float):
+        return math.isclose(a, b, rel_tol=rel, abs_tol=1e-300)
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(deep_approx_equal(a[key], b[key], rel) for key in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(deep_approx_equal(x, y, rel) for x, y in zip(a, b))
+    return a == b
+
+
+def news_profiles(k: int = 3) -> SegmentProfiles:
+    """Segments 0-2 read sports, technology and film news, all reviews at one time."""
+    profiles = SegmentProfiles(k=k, half_life_s=WEEK)
+    for segment, texts in enumerate((SPORTS, TECH, MOVIES)):
+        for text in texts:
+            profiles.add_review(segment, text, T0)
+    return profiles
+
+
+# --- tokenization --------------------------------------------------------------------------
+
+
+def test_review_terms_lowercase_letters_only_no_stop_words_once_each():
+    text = "The Striker SCORED twice, and the striker's goal in 2024 was 3-0! Über-fast x_y ab café"
+    assert review_terms(text) == ("striker", "scored", "twice", "goal", "über", "fast", "café")
+    assert review_terms("the and of whereupon however 12345 __ a1b2c3") == ()
+
+
+def test_a_term_counts_once_per_review():
+    profiles = SegmentProfiles(k=1, half_life_s=WEEK)
+    profiles.add_review(0, "goal goal goal goal goal", T0)
+    profiles.add_review(0, "match", T0)
+    scores = {t["term"]: t["score"] for t in profiles.profile(0)["top_terms"]}
+    assert set(scores) == {"goal", "match"}
+    assert scores["goal"] == pytest.approx(scores["match"])
+
+
+# --- c-TF-IDF and labels -------------------------------------------------------------------
+
+
+def test_ctfidf_prefers_a_segments_own_words_to_words_every_segment_uses():
+    profiles = news_profiles()
+    sports = profiles.profile(0, top=50)
+    ranked = [t["term"] for t in sports["top_terms"]]
+    assert ranked[0] == "striker"  # in two of three sports reviews, nowhere else
+    assert ranked.index("striker") < ranked.index("news")  # "news" is in every review of every segment
+    tech = [t["term"] for t in profiles.profile(1, top=3)["top_terms"]]
+    assert tech[0] == "software"
+
+
+def test_ctfidf_scores_follow_the_formula():
+    profiles = news_profiles()
+    tf = [Counter(t for text in texts for t in review_terms(text)) for texts in (SPORTS, TECH, MOVIES)]
+    f = sum(tf, Counter())
+    average = sum(sum(c.values()) for c in tf) / 3
+    for segment, counts in enumerate(tf):
+        size = sum(counts.values())
+        expected = {t: c / size * math.log(1 + average / f[t]) for t, c in counts.items()}
+        got = {t["term"]: t["score"] for t in profiles.profile(segment, top=1000)["top_terms"]}
+        assert got == pytest.approx(expected)
+        scores = [t["score"] for t in profiles.profile(segment, top=1000)["top_terms"]]
+        assert scores == sorted(scores, reverse=True)
+
+
+def test_label_is_top_terms_else_top_categories_else_segment_id():
+    profiles = news_profiles(k=5)
+    profiles.add_action(3, "tt0133093", ["Sci-Fi", "Action"], "purchase", 3.0, T0)
+    profiles.add_action(3, "tt0110912", ["Crime", "Drama"], "view", 0.5, T0)
+    profiles.add_action(0, "match-ticket", ["Football"], "click", 1.0, T0)
+
+    sports = profiles.profile(0)
+    assert sports["label"] == "striker · news · according"  # equal scores: alphabetical
+    assert sports["label"] == " · ".join(t["term"] for t in sports["top_terms"][:3])
+    assert profiles.profile(0, top=1)["label"] == sports["label"]
+    # no text: the three categories with the highest c-TF-IDF (the purchased movie's genres first)
+    assert profiles.profile(3)["label"] == "Action · Sci-Fi · Crime"
+    assert profiles.profile(4) == {
+        "segment": 4,
+        "weight": 0.0,
+        "top_terms": [],
+        "top_categories": [],
+        "top_items": [],
+        "actions": {},
+        "label": "segment 4",
+    }
+
+
+# --- categories, actions, items ------------------------------------------------------------
+
+
+def test_category_share_and_lift():
+    profiles = SegmentProfiles(k=2, half_life_s=WEEK)
+    profiles.add_action(0, "annie-hall", ["Comedy"], "view", 1.0, T0)
+    profiles.add_action(0, "amelie", ["Comedy", "Drama"], "view", 1.0, T0)
+    for movie in ("schindlers-list", "the-pianist", "moonlight"):
+        profiles.add_action(1, movie, ["Drama"], "view", 1.0, T0)
+    # global: Comedy 2, Drama 4 of 6
+    cats = {c["category"]: c for c in profiles.profile(0)["top_categories"]}
+    assert cats["Comedy"]["share"] == pytest.approx(2 / 3)
+    assert cats["Comedy"]["lift"] == pytest.approx((2 / 3) / (2 / 6))
+    assert cats["Drama"]["lift"] == pytest.approx((1 / 3) / (4 / 6))
+    drama = profiles.profile(1)["top_categories"]
+    assert [c["category"] for c in drama] == ["Drama"]
+    assert drama[0]["share"] == pytest.approx(1.0) and drama[0]["lift"] == pytest.approx(1.5)
+    assert [c["category"] for c in profiles.profile(0)["top_categories"]] == ["Comedy", "Drama"]
+
+
+def test_each_category_gets_the_full_weight_of_the_action():
+    profiles = SegmentProfiles(k=1, half_life_s=WEEK)
+    profiles.add_action(0, "amelie", ["Comedy", "Romance", "Comedy"], "purchase", 3.0, T0)
+    profiles.add_action(0, "the-shining", ["Horror"], "view", 0.5, T0)
+    shares = {c["category"]: c["share"] for c in profiles.profile(0)["top_categories"]}
+    assert shares == pytest.approx({"Comedy": 3 / 6.5, "Romance": 3 / 6.5, "Horror": 0.5 / 6.5})
+
+
+def test_action_mix_counts_events_not_weights():
+    profiles = SegmentProfiles(k=1, half_life_s=WEEK)
+    for item in ("laptop", "phone", "tablet"):
+        profiles.add_action(0, item, ["Electronics"], "view", 0.5, T0)
+    profiles.add_action(0, "laptop", ["Electronics"], "purchase", 3.0, T0)
+    profile = profiles.profile(0)
+    assert profile["actions"] == pytest.approx({"view": 0.75, "purchase": 0.25})
+    assert list(profile["actions"]) == ["view", "purchase"]
+    assert profile["weight"] == pytest.approx(4.0)
+
+
+def test_popular_items_per_segment_and_global_with_exclude_and_ties():
+    profiles = SegmentProfiles(k=2, half_life_s=WEEK)
+    profiles.add_action(0, "m1", ["Drama"], "purchase", 3.0, T0)
+    profiles.add_action(0, "m3", ["Drama"], "click", 1.0, T0)
+    profiles.add_action(0, "m2", ["Drama"], "click", 1.0, T0)
+    profiles.add_action(1, "m2", ["Comedy"], "purchase", 3.0, T0)
+    profiles.add_action(1, "m4", ["Comedy"], "click", 1.0, T0)
+
+    assert profiles.popular_items(0, 2) == ["m1", "m2"]  # m2 and m3 tie: smaller id first
+    assert profiles.popular_items(0, 5, exclude={"m1"}) == ["m2", "m3"]
+    assert profiles.popular_items(None, 3) == ["m2", "m1", "m3"]  # m2: 1 + 3
+    assert profiles.popular_items(None, 10, exclude=["m2", "unknown"]) == ["m1", "m3", "m4"]
+    assert profiles.popular_items(1, 0) == []
+
+
+def test_top_items_rank_what_sets_a_segment_apart():
+    profiles = SegmentProfiles(k=2, half_life_s=WEEK)
+    for segment in (0, 1):
+        profiles.add_action(segment, "star-wars", ["Sci-Fi"], "purchase", 3.0, T0)
+    profiles.add_action(0, "alien", ["Sci-Fi", "Horror"], "purchase", 2.0, T0)
+    assert [i["item_id"] for i in profiles.profile(0)["top_items"]] == ["alien", "star-wars"]
+    assert profiles.popular_items(0, 1) == ["star-wars"]
+
+
+def test_invalid_input_is_rejected_before_anything_is_counted():
+    profiles = SegmentProfiles(k=2, half_life_s=WEEK)
+    with pytest.raises(ValueError):
+        profiles.add_review(2, "goal", T0)
+    with pytest.raises(ValueError):
+        profiles.add_action(0, "m1", [], "view", -1.0, T0)
+    with pytest.raises(ValueError):
+        profiles.add_review(0, "goal", math.nan)
+    with pytest.raises(ValueError):
+        profiles.profile(0, top=-1)
+    assert profiles.profiles() == SegmentProfiles(k=2, half_life_s=WEEK).profiles()
+
+
+# --- decay ---------------------------------------------------------------------------------
+
+
+def test_an_event_one_half_life_old_weighs_half():
+    profiles = SegmentProfiles(k=2, half_life_s=WEEK)
+    profiles.add_action(0, "m1", ["Drama"], "view", 1.0, T0)
+    profiles.add_action(1, "m2", ["Drama"], "view", 1.0, T0 + WEEK)
+    assert profiles.profile(0)["weight"] == pytest.approx(0.5)
+    assert profiles.profile(1)["weight"] == pytest.approx(1.0)
+    # a late event is decayed against the latest time seen, not counted as new
+    profiles.add_review(1, "late review", T0 - WEEK)
+    assert profiles.profile(1)["weight"] == pytest.approx(1.25)
+
+
+def test_recent_taste_dominates_old_taste():
+    profiles = SegmentProfiles(k=1, half_life_s=WEEK)
+    for movie in ("heat", "ronin", "collateral"):
+        profiles.add_action(0, movie, ["Thriller"], "purchase", 3.0, T0)
+    profiles.add_action(0, "paddington", ["Family"], "purchase", 3.0, T0 + 2 * WEEK + DAY)
+    profile = profiles.profile(0)
+    shares = {c["category"]: c["share"] for c in profile["top_categories"]}
+    assert shares["Family"] > shares["Thriller"]
+    assert profiles.popular_items(0, 1) == ["paddington"]
+    assert profile["weight"] == pytest.approx(1 + 3 * 2 ** (-(2 * WEEK + DAY) / WEEK))
+
+
+def test_event_time_spans_of_thousands_of_half_lives_stay_finite():
+    profiles = SegmentProfiles(k=1, half_life_s=1.0)
+    for ts in range(0, 5001, 100):
+        profiles.add_action(0, f"item{ts}", ["News"], "view", 1.0, T0 + ts)
+    profiles.add_action(0, "late", ["News"], "view", 1.0, T0 + 4999)
+    profile = profiles.profile(0)
+    assert profile["weight"] == pytest.approx(1.5)
+    assert profiles.popular_items(0, 3) == ["item5000", "late", "item4900"]
+
+
+def interleaved_events() -> list[tuple[str, tuple[Any, ...]]]:
+    """Reviews and actions of three segments spread over six weeks."""
+    events: list[tuple[str, tuple[Any, ...]]] = []
+    for i, text in enumerate(SPORTS * 3):
+        events.append(("review", (0, text, T0 + i * 3.7 * DAY)))
+    for i, text in enumerate(TECH * 3):
+        events.append(("review", (1, text, T0 + i * 4.1 * DAY + 3600)))
+    for i, text in enumerate(MOVIES * 2):
+        events.append(("review", (2, text, T0 + i * 9.3 * DAY)))
+    catalogue = [
+        ("match-ticket", ["Football", "Events"]),
+        ("laptop", ["Electronics", "Computers"]),
+        ("heat", ["Thriller", "Crime"]),
+        ("paddington", ["Family", "Comedy"]),
+    ]
+    actions = [("view", 0.5), ("click", 1.0), ("cart", 2.0), ("purchase", 3.0)]
+    for i in range(60):
+        item, categories = catalogue[i % 4]
+        action, weight = actions[(i * 7) % 4]
+        events.append(("action", (i % 3, item, categories, action, weight, T0 + i * 0.71 * DAY)))
+    return events
+
+
+def replay(events: list[tuple[str, tuple[Any, ...]]], half_life_s: float = WEEK) -> SegmentProfiles:
+    profiles = SegmentProfiles(k=3, half_life_s=half_life_s)
+    for kind, args in events:
+        if kind == "review":
+            profiles.add_review(*args)
+        else:
+            profiles.add_action(*args)
+    return profiles
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("half_life_s", [WEEK, DAY / 20], ids=["week", "rebasing"])
+def test_arrival_order_does_not_change_the_result(seed: int, half_life_s: float):
+    events = interleaved_events()
+    shuffled = events[:]
+    random.Random(seed).shuffle(shuffled)
+    a, b = replay(events, half_life_s), replay(shuffled, half_life_s)
+    assert deep_approx_equal(a.profiles(top=20), b.profiles(top=20))
+    for segment in (0, 1, 2, None):
+        assert a.popular_items(segment, 4) == b.popular_items(segment, 4)
+
+
+# --- bounded memory ------------------------------------------------------------------------
+
+
+def test_pruning_keeps_the_biggest_terms_and_prunes_in_bulk():
+    fruits = ["apple", "banana", "cherry", "damson", "elderberry", "fig", "grape", "huckleberry",
+              "kiwi", "lemon", "mango", "nectarine"]
+    profiles = SegmentProfiles(k=1, half_life_s=WEEK, max_terms=10)
+    for i, fruit in enumerate(fruits):  # apple in 12 reviews, banana in 11, ... nectarine in 1
+        for _ in range(len(fruits) - i):
+            profiles.add_review(0, fruit, T0)
+    kept = [t["term"] for t in profiles.profile(0, top=100)["top_terms"]]
+    # the 11th term triggered a prune down to 9 terms; the 12th did again
+    assert sorted(kept) == sorted(fruits[:9])
+
+
+def test_pruning_keeps_the_heaviest_items():
+    profiles = SegmentProfiles(k=1, half_life_s=WEEK, max_items=20)
+    weights = list(range(1, 22))
+    random.Random(3).shuffle(weights)
+    for w in weights:
+        profiles.add_action(0, f"item{w:02d}", ["Books"], "purchase", float(w), T0)
+    # the 21st item pushed the count over 20: down to 90% of the bound, the 18 heaviest
+    assert profiles.popular_items(0, 100) == [f"item{w:02d}" for w in range(21, 3, -1)]
+
+
+# --- persistence ---------------------------------------------------------------------------
+
+
+def test_round_trip_gives_identical_profiles_and_keeps_counting_identically():
+    events = interleaved_events()
+    original = replay(events[:-10])
+    restored = SegmentProfiles.from_bytes(original.to_bytes())
+    assert restored.k == 3
+    assert restored.profiles(top=50) == original.profiles(top=50)
+    assert restored.to_bytes() == original.to_bytes()
+    for segment in (0, 1, 2, None):
+        assert restored.popular_items(segment, 10) == original.popular_items(segment, 10)
+    for profiles in (original, restored):
+        for kind, args in events[-10:]:
+            if kind == "review":
+                profiles.add_review(*args)
+            else:
+                profiles.add_action(*args)
+    assert restored.profiles(top=50) == original.profiles(top=50)
+
+
+def test_serialised_state_holds_terms_not_review_text():
+    raw = news_profiles().to_bytes()
+    assert b"striker" in raw
+    assert SPORTS[2].encode() not in raw and b"goalkeeper misses" not in raw
+    assert b'"the"' not in raw
+
+
+def test_empty_round_trip_and_unknown_format():
+    empty = SegmentProfiles(k=4, half_life_s=DAY, max_terms=100, max_items=50)
+    back = SegmentProfiles.from_bytes(empty.to_bytes())
+    assert (back.k, back.half_life_s, back.max_terms, back.max_items) == (4, DAY, 100, 50)
+    assert back.profiles() == empty.profiles()
+    with pytest.raises(ValueError):
+        SegmentProfiles.from_bytes(b'{"format": 99}')
