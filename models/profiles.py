@@ -36,11 +36,14 @@ import math
 import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-__all__ = ["SegmentProfiles", "review_terms"]
+if TYPE_CHECKING:
+    from stream.config import Settings
+
+__all__ = ["SegmentProfiles", "new_profiles", "review_terms"]
 
 _FORMAT = 1
 # Counts are stored relative to the anchor time; they reach at most 2^this before a rebase.
@@ -347,3 +350,9 @@ def _prune(counts: dict[str, float], bound: int) -> dict[str, float]:
     tied = sorted(key for key, count in counts.items() if count == cutoff)
     kept.update((key, cutoff) for key in tied[: keep - len(kept)])
     return kept
+
+
+def new_profiles(settings: "Settings") -> SegmentProfiles:
+    """Empty profiles configured by ``settings`` (stream.config.Settings). The bounds keep a
+    published snapshot of model and profiles well under Kafka's default 1 MB message."""
+    return SegmentProfiles(settings.k, half_life_s=settings.half_life_days * 86_400.0, max_terms=1000, max_items=500)

@@ -22,7 +22,7 @@ import numpy as np
 from faust.web import Request, Response
 
 from models.clustering import StreamingKMeans, new_model
-from models.profiles import SegmentProfiles
+from models.profiles import SegmentProfiles, new_profiles
 from models.encoder import Encoder
 from models.text import clean_text
 from stream.catalogue import CatalogueItem
@@ -68,11 +68,6 @@ class Segmentation:
         return json.dumps(
             {"model": self.model.to_bytes().decode(), "profiles": self.profiles.to_bytes().decode()}
         ).encode()
-
-
-def new_profiles(settings: Settings) -> SegmentProfiles:
-    # Bounds keep the published snapshot well under Kafka's default 1 MB message.
-    return SegmentProfiles(settings.k, half_life_s=settings.half_life_days * 86_400.0, max_terms=1000, max_items=500)
 
 
 def load_segmentation(settings: Settings, dim: int) -> Segmentation:

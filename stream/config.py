@@ -52,10 +52,10 @@ class Settings:
     encode_batch_size: int = 32
     # User state
     half_life_days: float = 30.0
-    weight_view: float = 0.5
+    weight_view: float = 1.0
     weight_click: float = 1.0
-    weight_cart: float = 2.0
-    weight_purchase: float = 3.0
+    weight_cart: float = 1.5
+    weight_purchase: float = 2.0
     weight_review: float = 3.0
     dedup_horizon_days: float = 30.0
     pending_max: int = 500

@@ -33,6 +33,7 @@ import numpy as np
 
 from models.clustering import new_model
 from models.text import clean_text
+from models.profiles import SegmentProfiles, new_profiles
 from stream.catalogue import CatalogueItem
 from stream.config import Settings, load_settings
 from stream.pipeline import Message, Pipeline
@@ -278,6 +279,23 @@ def popularity_recommendations(
     return recs, fallback
 
 
+def served_recommendations(
+    profiles: SegmentProfiles,
+    groups: Mapping[str, int],
+    train: Mapping[str, Sequence[str]],
+    heldout: Mapping[str, Iterable[str]],
+    n: int = TOP_N,
+) -> dict[str, list[str]]:
+    """What GET /users/{id}/recommendations serves: the segment's decayed profile popularity
+    (global for a user without a segment), minus the user's own training items."""
+    recs = {}
+    for user in heldout:
+        own = set(train.get(user, ()))
+        ranking = profiles.popular_items(groups.get(user), n + len(own))
+        recs[user] = [item for item in ranking if item not in own][:n]
+    return recs
+
+
 def recall_at_n(recs: Mapping[str, Sequence[str]], held: Mapping[str, Iterable[str]]) -> float:
     """Mean over users with held-out items of |recommended ∩ held-out| / |held-out|."""
     values = []
@@ -519,6 +537,7 @@ def review_texts(settings: Settings, lines: Sequence[StreamLine], dim: int) -> l
 class StreamRun:
     states: dict[str, UserState]
     centroids: np.ndarray | None
+    profiles: SegmentProfiles
     seconds: float
     events: int
     applied: int = 0
@@ -544,14 +563,15 @@ def stream_once(
     as a Kafka partition's do whatever order ``lines`` are in.
     """
     model = new_model(settings, text_vectors.dim)
-    pipeline = Pipeline(settings, model)
+    profiles = new_profiles(settings)
+    pipeline = Pipeline(settings, model, profiles)
     table: dict[str, bytes] = {}  # the users table: rows as the Faust table stores them
 
     def load_state(user_id: str) -> UserState | None:
         stored = table.get(user_id)
         return None if stored is None else UserState.from_bytes(stored)
 
-    run = StreamRun({}, None, 0.0, len(lines))
+    run = StreamRun({}, None, profiles, 0.0, len(lines))
     start = time.perf_counter()
     for begin in range(0, len(lines), settings.batch_size):
         messages = _messages(settings, lines[begin : begin + settings.batch_size], begin)
@@ -694,9 +714,12 @@ def evaluate(
                     anchor = _anchor_recommendations(train, heldout, item_vectors, k, seed, n_catalogue)
                 groups = dict(zip(users, segments.tolist()))
                 recs, fallback = popularity_recommendations(train, heldout, groups)
+                served = served_recommendations(run.profiles, groups, train, heldout)
                 row |= {
                     f"recall@{TOP_N}_segments": recall_at_n(recs, heldout),
                     f"coverage@{TOP_N}_segments": coverage_at_n(recs, n_catalogue),
+                    f"recall@{TOP_N}_served": recall_at_n(served, heldout),
+                    f"coverage@{TOP_N}_served": coverage_at_n(served, n_catalogue),
                     "users_without_segment_given_global": fallback,
                 } | anchor
             per_order.append(row)
@@ -802,6 +825,8 @@ ROWS: list[tuple[str, str, str]] = [
     ("batch_ari_vs_labels", "ARI batch vs labels (reference)", ".4f"),
     (f"recall@{TOP_N}_segments", f"recall@{TOP_N} segment popularity", ".4f"),
     (f"coverage@{TOP_N}_segments", f"coverage@{TOP_N} segment popularity", ".4f"),
+    (f"recall@{TOP_N}_served", f"recall@{TOP_N} as served (decayed profiles)", ".4f"),
+    (f"coverage@{TOP_N}_served", f"coverage@{TOP_N} as served (decayed profiles)", ".4f"),
     (f"recall@{TOP_N}_global", f"recall@{TOP_N} global popularity", ".4f"),
     (f"coverage@{TOP_N}_global", f"coverage@{TOP_N} global popularity", ".4f"),
     (f"recall@{TOP_N}_batch_mean", f"recall@{TOP_N} batch KMeans on mean emb.", ".4f"),
