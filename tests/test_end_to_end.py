@@ -133,7 +133,7 @@ BAD_INPUT = [
     (b"not json at all", "not JSON"),
     (b"\xff\xfe\x00binary", "not UTF-8"),
     (b'["a", "list"]', "JSON object"),
-    (b'{"event_id": "x1", "user_id": "u1", "item_id": "i", "text": "hi"}', "'ts' is a required property"),
+    (b'{"event_id": "x1", "user_id": "u1", "item_id": "i", "text": "hi"}', "must contain ['ts']"),
     (b'{"event_id": "x2", "user_id": "u1", "item_id": "i", "text": "<p> &nbsp; </p>", "ts": 1}', "empty after cleaning"),
     (b'{"event_id": "x3", "user_id": "u1", "item_id": "i", "text": "ok", "ts": "last tuesday"}', "ISO-8601"),
     (b'{"event_id": "x4", "user_id": "someone-else", "item_id": "i", "text": "ok", "ts": 1}', "is not the event's user_id"),
