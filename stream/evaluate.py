@@ -971,15 +971,9 @@ def build_movielens(dest: Path | None = None, fraction: float = 0.8) -> tuple[Pa
 
 
 def load_default_encoder() -> Any:
-    from models.encoder import load_encoder
+    from models.encoder import encoder_for
 
-    settings = load_settings()
-    return load_encoder(
-        Path(settings.model_path) if settings.model_path else None,
-        Path(settings.model_cache),
-        prefer_gpu=settings.prefer_gpu,
-        intra_op_threads=settings.encoder_threads or None,
-    )
+    return encoder_for(load_settings())
 
 
 DATASETS = {"bbc": {"k": 5, "orders": 5}, "movielens": {"k": 16, "orders": 1}}

