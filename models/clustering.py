@@ -72,7 +72,7 @@ def inertia(centroids: np.ndarray, matrix: np.ndarray) -> float:
     return float(d2.min(axis=1).sum())
 
 
-def new_model(settings: "Settings", dim: int) -> "StreamingKMeans":
+def new_model(settings: Settings, dim: int) -> StreamingKMeans:
     """An unseeded model configured by ``settings`` (stream.config.Settings)."""
     return StreamingKMeans(
         k=settings.k,
@@ -101,7 +101,7 @@ class StreamingKMeans:
     weights: np.ndarray = field(init=False)  # decayed update counts: mini-batch learning rates
     sizes: np.ndarray = field(init=False)  # users currently assigned to each segment
     updates_since_refresh: int = 0
-    reservoir: "OrderedDict[str, np.ndarray]" = field(default_factory=OrderedDict)
+    reservoir: OrderedDict[str, np.ndarray] = field(default_factory=OrderedDict)
     assigned: dict[str, int] = field(default_factory=dict)  # segment of each reservoir user
     events: list[dict[str, Any]] = field(default_factory=list)
 
@@ -239,7 +239,7 @@ class StreamingKMeans:
         }
         return json.dumps(doc, separators=(",", ":")).encode()
 
-    def restore(self, raw: bytes) -> "StreamingKMeans":
+    def restore(self, raw: bytes) -> StreamingKMeans:
         """Load a published model into this (configured) one; the shapes must agree."""
         doc = json.loads(raw)
         if doc.get("format") != 2 or (doc["k"], doc["dim"]) != (self.k, self.dim):

@@ -398,7 +398,7 @@ class Encoder:
         return pooled / np.maximum(norms, 1e-12)
 
 
-def encoder_for(settings: "Settings") -> Encoder:
+def encoder_for(settings: Settings) -> Encoder:
     """The encoder ``settings`` (stream.config.Settings) describe, exported if needed."""
     return load_encoder(
         Path(settings.model_path) if settings.model_path else None,

@@ -352,7 +352,7 @@ def _prune(counts: dict[str, float], bound: int) -> dict[str, float]:
     return kept
 
 
-def new_profiles(settings: "Settings") -> SegmentProfiles:
+def new_profiles(settings: Settings) -> SegmentProfiles:
     """Empty profiles configured by ``settings`` (stream.config.Settings). The bounds keep a
     published snapshot of model and profiles well under Kafka's default 1 MB message."""
     return SegmentProfiles(settings.k, half_life_s=settings.half_life_days * 86_400.0, max_terms=1000, max_items=500)

@@ -290,7 +290,6 @@ def create_app(settings: Settings, encoder: Encoder, segmentation: Segmentation)
     async def publish_model_on_shutdown(sender: faust.App, **kwargs: Any) -> None:
         await publisher.flush()
 
-    app.segstream_counters = counters  # type: ignore[attr-defined]
     return app
 
 

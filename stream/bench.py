@@ -123,13 +123,13 @@ def encoder_section(n_texts: int, repeats: int, threads: int | None) -> dict[str
     sets = []
     for label, texts in text_sets(n_texts).items():
         engines: dict[str, Callable[[], np.ndarray]] = {
-            "sentence-transformers (torch)": lambda: baseline.encode(
+            "sentence-transformers (torch)": lambda texts=texts: baseline.encode(
                 texts, batch_size=BATCH_SIZE, normalize_embeddings=True, convert_to_numpy=True
             ),
-            "onnx fp32": lambda: fp32.encode(texts, BATCH_SIZE),
-            "onnx int8": lambda: int8.encode(texts, BATCH_SIZE),
-            "onnx fp32, input order": lambda: fp32.encode(texts, BATCH_SIZE, sort_by_length=False),
-            "onnx int8, input order": lambda: int8.encode(texts, BATCH_SIZE, sort_by_length=False),
+            "onnx fp32": lambda texts=texts: fp32.encode(texts, BATCH_SIZE),
+            "onnx int8": lambda texts=texts: int8.encode(texts, BATCH_SIZE),
+            "onnx fp32, input order": lambda texts=texts: fp32.encode(texts, BATCH_SIZE, sort_by_length=False),
+            "onnx int8, input order": lambda texts=texts: int8.encode(texts, BATCH_SIZE, sort_by_length=False),
         }
         outputs = {name: run() for name, run in engines.items()}  # warm-up, and the embeddings
         medians = _timed_rounds(engines, repeats)
@@ -252,10 +252,13 @@ def print_end_to_end_section(result: dict[str, Any]) -> None:
     )
     print(f"  {'what':<46}{'per second':>12}{'ratio':>8}")
     rate = result["encoder_reviews_per_s"]
-    print(f"  {'encoder alone, BBC reviews (median of %d)' % result['repeats']:<46}{rate:>12,.0f}{1.0:>8.2f}")
+    label = f"encoder alone, BBC reviews (median of {result['repeats']})"
+    print(f"  {label:<46}{rate:>12,.0f}{1.0:>8.2f}")
     worker_rate = result["worker_reviews_per_s"]
-    print(f"  {'worker, %d BBC reviews' % result['reviews']:<46}{worker_rate:>12,.0f}{worker_rate / rate:>8.2f}")
-    print(f"  {'worker, %d MovieLens behaviours' % result['behaviours']:<46}{result['worker_behaviours_per_s']:>12,.0f}")
+    label = f"worker, {result['reviews']} BBC reviews"
+    print(f"  {label:<46}{worker_rate:>12,.0f}{worker_rate / rate:>8.2f}")
+    label = f"worker, {result['behaviours']} MovieLens behaviours"
+    print(f"  {label:<46}{result['worker_behaviours_per_s']:>12,.0f}")
 
 
 def command(

@@ -24,7 +24,7 @@ class CatalogueItem:
         return _HEADER.pack(len(head)) + head + self.vector.astype("<f4").tobytes()
 
     @classmethod
-    def from_bytes(cls, raw: bytes) -> "CatalogueItem":
+    def from_bytes(cls, raw: bytes) -> CatalogueItem:
         (length,) = _HEADER.unpack_from(raw)
         head = json.loads(raw[_HEADER.size : _HEADER.size + length])
         vector = np.frombuffer(raw[_HEADER.size + length :], dtype="<f4")

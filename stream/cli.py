@@ -9,7 +9,8 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from stream.config import Settings, describe, load_settings
 

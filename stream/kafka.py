@@ -8,7 +8,8 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -70,7 +71,7 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
     ]
     if not missing:
         return
-    for name, future in admin.create_topics(missing).items():
+    for future in admin.create_topics(missing).values():
         try:
             future.result()
         except KafkaException as exc:
@@ -145,7 +146,7 @@ class EmbeddedBroker:
             "--storage-engine", "memory://tansu/",
         ]
 
-    def start(self) -> "EmbeddedBroker":
+    def start(self) -> EmbeddedBroker:
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.process = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT)
         wait_for_port(self.port)
@@ -160,7 +161,7 @@ class EmbeddedBroker:
                 self.process.kill()
 
     @contextlib.contextmanager
-    def running(self) -> Iterator["EmbeddedBroker"]:
+    def running(self) -> Iterator[EmbeddedBroker]:
         self.start()
         try:
             yield self

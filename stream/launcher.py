@@ -11,7 +11,8 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from stream.config import Settings, export_to_env
 
@@ -28,7 +29,7 @@ class WorkerProcess:
     def url(self) -> str:
         return f"http://{self.settings.web_host}:{self.settings.web_port}"
 
-    def start(self, timeout_s: float = 120.0) -> "WorkerProcess":
+    def start(self, timeout_s: float = 120.0) -> WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **export_to_env(self.settings), "HF_HUB_OFFLINE": "1"}
         with self.log_path.open("ab") as log:

@@ -12,7 +12,7 @@ import csv
 from dataclasses import dataclass
 from importlib import util
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 RATING_TO_ACTION = {5: "purchase", 4: "cart", 3: "click", 2: "view", 1: "view"}
 

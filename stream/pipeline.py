@@ -9,7 +9,8 @@ user states, the segment-change events and the dead letters for the shell to wri
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 
@@ -39,7 +40,7 @@ class Message:
         return (self.topic, self.partition, self.offset)
 
     @classmethod
-    def of(cls, message: Any) -> "Message":
+    def of(cls, message: Any) -> Message:
         """From a Kafka client's message (Faust's, aiokafka's)."""
         return cls(message.topic, message.partition, message.offset, message.key, message.value)
 
@@ -79,7 +80,6 @@ class BatchResult:
     dead_letters: list[tuple[bytes | None, dict[str, Any]]] = field(default_factory=list)
     applied: int = 0
     duplicates: int = 0
-    held: int = 0
     model_changed: bool = False
 
 
@@ -184,7 +184,7 @@ class Pipeline:
                 state.pending.append(
                     PendingBehavior(event.event_id, event.item_id, event.action, event.ts, message.source)
                 )
-            result.held += self._apply_pending(state, catalogue, result, contributions)
+            self._apply_pending(state, catalogue, result, contributions)
         self._update_model(result, before, last_source, load_state)
         self._count_in_profiles(result, contributions)
         return result
@@ -207,7 +207,7 @@ class Pipeline:
         catalogue: Callable[[str], CatalogueItem | None],
         result: BatchResult,
         contributions: list[Contribution],
-    ) -> int:
+    ) -> None:
         """Apply held behaviours whose item is now known; dead-letter the overflow."""
         still_pending: list[PendingBehavior] = []
         for pending in state.pending:
@@ -239,7 +239,6 @@ class Pipeline:
             }
             result.dead_letters.append((state.user_id.encode(), record))
         state.pending = still_pending[max(overflow, 0) :]
-        return len(state.pending)
 
     def _update_model(
         self,

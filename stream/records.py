@@ -9,10 +9,11 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from functools import lru_cache
+from datetime import datetime, UTC
+from functools import cache
 from importlib import resources
-from typing import Any, Callable, Literal
+from typing import Any, Literal
+from collections.abc import Callable
 
 import fastjsonschema
 
@@ -24,14 +25,14 @@ class InvalidEvent(ValueError):
     """An input event that cannot be applied; the message says why, in words."""
 
 
-@lru_cache(maxsize=None)
+@cache
 def schema(name: str) -> dict[str, Any]:
     """The JSON Schema of a record type (review, behavior, item, segment_change, dead_letter)."""
     text = resources.files("stream.schemas").joinpath(f"{name}.json").read_text("utf-8")
     return json.loads(text)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _validator(name: str) -> Callable[[Any], Any]:
     """The schema compiled to Python (fastjsonschema): ~2 µs an event instead of ~50."""
     return fastjsonschema.compile(schema(name))
@@ -86,7 +87,7 @@ def parse_ts(value: Any) -> float:
     except (ValueError, AttributeError) as exc:
         raise InvalidEvent(f"ts: not an ISO-8601 time: {value!r}") from exc
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
 
 
@@ -168,7 +169,7 @@ PARSERS: dict[str, Callable[[bytes | None], Review | Behavior]] = {
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def dead_letter(

@@ -9,7 +9,6 @@ database, the changelog and changelog recovery all agree.
 
 from __future__ import annotations
 
-from typing import Optional
 
 from aiokafka.partitioner import murmur2
 from faust.stores import STORES
@@ -22,7 +21,7 @@ def key_partition(key: bytes, partitions: int) -> int:
 
 
 class KeyPartitionedRocksDB(RocksDBStore):
-    def _set(self, key: bytes, value: Optional[bytes]) -> None:
+    def _set(self, key: bytes, value: bytes | None) -> None:
         partition = key_partition(key, self.table.partitions)
         self._key_index[key] = partition
         self._db_for_partition(partition).put(key, value)

@@ -169,7 +169,7 @@ class UserState:
         return _HEADER.pack(len(head)) + head + vector + seen + items
 
     @classmethod
-    def from_bytes(cls, raw: bytes) -> "UserState":
+    def from_bytes(cls, raw: bytes) -> UserState:
         (length,) = _HEADER.unpack_from(raw)
         header = json.loads(raw[_HEADER.size : _HEADER.size + length])
         start = _HEADER.size + length

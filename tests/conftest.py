@@ -6,7 +6,7 @@ import itertools
 import os
 import uuid
 from pathlib import Path
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from confluent_kafka import TopicPartition
 
