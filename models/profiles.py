@@ -34,7 +34,7 @@ import heapq
 import json
 import math
 import re
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -289,8 +289,9 @@ class SegmentProfiles:
             "label": label,
         }
 
-    def popular_items(self, segment: int | None, n: int, exclude: Collection[str] = ()) -> list[str]:
-        """The n items with the highest decayed weighted count in ``segment`` (None: all segments).
+    def popular_items(self, segment: int | None, n: int, exclude: Container[str] = frozenset()) -> list[str]:
+        """The n items with the highest decayed weighted count in ``segment`` (None: all segments),
+        skipping those ``in exclude`` (a set, or any container: only ``in`` is used).
 
         Ties go to the smaller item id, so the same state always recommends the same list.
         """
@@ -300,8 +301,7 @@ class SegmentProfiles:
             counts = self._corpus("items").totals
         else:
             counts = self._segment(segment).items
-        skip = set(exclude)
-        return [i for i, _ in _top(((i, c) for i, c in counts.items() if i not in skip), n)]
+        return [i for i, _ in _top(((i, c) for i, c in counts.items() if i not in exclude), n)]
 
     # --- persistence -----------------------------------------------------------------------
 

@@ -22,15 +22,14 @@ import numpy as np
 from faust.web import Request, Response
 
 from models.clustering import StreamingKMeans, new_model
-from models.profiles import SegmentProfiles, new_profiles
 from models.encoder import Encoder
-from models.text import clean_text
+from models.profiles import SegmentProfiles, new_profiles
 from stream.catalogue import CatalogueItem
 from stream.config import Settings
 from stream.faust_tuning import adapt_faust_consumer
 from stream.kafka import read_last_value
-from stream.pipeline import Message, Pipeline
-from stream.records import InvalidEvent, dead_letter, parse_item
+from stream.pipeline import Message, Pipeline, catalogue_text
+from stream.records import InvalidEvent
 from stream.stores import use_key_partitioned_rocksdb
 from stream.user_state import UserState
 
@@ -148,6 +147,7 @@ def create_app(settings: Settings, encoder: Encoder, segmentation: Segmentation)
         return None if stored is None else CatalogueItem.from_bytes(stored)
 
     async def send_dead(key: bytes | None, record: dict[str, Any]) -> None:
+        """Publish one (key, record) pair, as Message.dead_letter and BatchResult give them."""
         counters.dead_letters += 1
         log.warning("dead letter from %s: %s", record["source"], record["error"])
         await dead_topic.send(key=key, value=json.dumps(record).encode())
@@ -173,7 +173,7 @@ def create_app(settings: Settings, encoder: Encoder, segmentation: Segmentation)
         """A batch that failed for a reason of ours (a bug, a broken encoder) is not lost."""
         log.exception("a batch of %d events failed", len(messages))
         for m in messages:
-            await send_dead(m.key, dead_letter(f"batch failed: {exc!r}", *m.source, m.key, m.value))
+            await send_dead(*m.dead_letter(f"batch failed: {exc!r}"))
 
     @app.agent(inputs, name="apply-events")
     async def apply_events(stream: faust.StreamT) -> None:
@@ -188,15 +188,11 @@ def create_app(settings: Settings, encoder: Encoder, segmentation: Segmentation)
         good: list[tuple[str, str, tuple[str, ...]]] = []
         for m in messages:
             try:
-                item = parse_item(m.value)
-                if m.key is not None and m.key.decode("utf-8", "replace") != item.item_id:
-                    raise InvalidEvent(f"message key {m.key!r} is not the item_id {item.item_id!r}")
-                text = clean_text(item.text())
-                if not text:
-                    raise InvalidEvent("item text is empty after cleaning")
-                good.append((item.item_id, text, item.categories))
+                item, text = catalogue_text(m)
             except InvalidEvent as exc:
-                await send_dead(m.key, dead_letter(str(exc), *m.source, m.key, m.value))
+                await send_dead(*m.dead_letter(str(exc)))
+                continue
+            good.append((item.item_id, text, item.categories))
         vectors = await encode([text for _, text, _ in good])
         for (item_id, _, categories), vector in zip(good, vectors):
             item_vectors[item_id.encode()] = CatalogueItem(vector, categories).to_bytes()
@@ -266,9 +262,7 @@ def create_app(settings: Settings, encoder: Encoder, segmentation: Segmentation)
             return web.json({"error": "k must be a whole number"}, status=400)
         state = load_state(user_id)
         segment = None if state is None else state.segment
-        # The user's own items are kept as digests: over-fetch by as many and filter them out.
-        candidates = profiles.popular_items(segment, k + (0 if state is None else len(state.items)))
-        items = [i for i in candidates if state is None or not state.knows_item(i)][:k]
+        items = profiles.popular_items(segment, k, frozenset() if state is None else state.acted_on)
         return web.json(
             {
                 "user_id": user_id,

@@ -180,7 +180,7 @@ def print_encoder_section(result: dict[str, Any]) -> None:
 
 
 def _through_worker(worker: Any, settings: Any, topic: str, events: list, label: str) -> float:
-    from stream.cli import publish
+    from stream.kafka import publish
 
     before = worker.health()["counters"]["applied"]
     start = time.monotonic()
@@ -197,9 +197,8 @@ def end_to_end_section(n_reviews: int, n_ratings: int, repeats: int) -> dict[str
     from models.encoder import encoder_for
     from models.text import clean_text
     from stream import bbc, movielens
-    from stream.cli import publish
     from stream.config import load_settings
-    from stream.kafka import EmbeddedBroker, ensure_topics, free_port
+    from stream.kafka import EmbeddedBroker, ensure_topics, free_port, publish
     from stream.launcher import WorkerProcess
 
     articles = bbc.articles()[:n_reviews]

@@ -8,9 +8,8 @@ import logging
 import os
 import sys
 import time
-from pathlib import Path
-from typing import Any
 from collections.abc import Iterable
+from pathlib import Path
 
 from stream.config import Settings, describe, load_settings
 
@@ -42,51 +41,6 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(**{k: getattr(args, k, None) for k in SETTINGS_FLAGS})
 
 
-class Progress:
-    """A one-line progress meter on stderr, redrawn at most twice a second."""
-
-    def __init__(self, label: str, total: int) -> None:
-        self.label, self.total, self.start, self.last = label, total, time.monotonic(), 0.0
-
-    def update(self, done: int, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self.last < 0.5:
-            return
-        self.last = now
-        rate = done / max(now - self.start, 1e-9)
-        eta = (self.total - done) / rate if rate > 0 else float("inf")
-        sys.stderr.write(
-            f"\r{self.label}: {done:,}/{self.total:,} ({rate:,.0f}/s, eta {eta:,.0f}s)   "
-        )
-        if force:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-
-def publish(settings: Settings, topic: str, events: list[tuple[str, dict[str, Any]]], label: str) -> float:
-    """Produce keyed JSON events in order; returns the seconds it took."""
-    from stream.kafka import producer
-
-    out = producer(settings.bootstrap)
-    progress = Progress(label, len(events))
-    start = time.monotonic()
-    for n, (key, doc) in enumerate(events, 1):
-        while True:
-            try:
-                out.produce(topic, key=key.encode(), value=json.dumps(doc).encode())
-                break
-            except BufferError:
-                out.poll(0.05)
-        if n % 1000 == 0:
-            out.poll(0)
-            progress.update(n)
-    remaining = out.flush(60)
-    if remaining:
-        raise SystemExit(f"{remaining} events to {topic} were not acknowledged by the broker")
-    progress.update(len(events), force=True)
-    return time.monotonic() - start
-
-
 def cmd_broker(args: argparse.Namespace) -> int:
     from stream.kafka import EmbeddedBroker
 
@@ -116,7 +70,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_load(args: argparse.Namespace) -> int:
     from stream import bbc, movielens
-    from stream.kafka import ensure_topics
+    from stream.kafka import ensure_topics, publish
 
     settings = _settings(args)
     ensure_topics(settings)

@@ -11,27 +11,17 @@ from pathlib import Path
 from confluent_kafka import TopicPartition
 
 from stream import movielens
-from stream.cli import publish
 from stream.config import load_settings
-from stream.kafka import EmbeddedBroker, consumer, ensure_topics, free_port
+from stream.kafka import EmbeddedBroker, ensure_topics, free_port, publish, read_until_quiet
 from stream.launcher import WorkerProcess
 
 
 def final_memberships(bootstrap: str, topic: str, partitions: int, quiet_s: float = 2.0) -> dict[str, dict]:
-    """The last change event of every user: the topic from the start until it goes quiet
-    (end offsets are not used: Tansu under-reports them, see stream.kafka.read_last_value)."""
-    reader = consumer(bootstrap, f"segstream-demo-summary-{time.time_ns()}", **{"enable.auto.commit": False})
-    reader.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    """The last change event of every user: the topic from the start until it goes quiet."""
     latest: dict[str, dict] = {}
-    quiet_since = time.monotonic()
-    while time.monotonic() - quiet_since < quiet_s:
-        msg = reader.poll(0.2)
-        if msg is None or msg.error():
-            continue
-        quiet_since = time.monotonic()
+    for msg in read_until_quiet(bootstrap, [TopicPartition(topic, p, 0) for p in range(partitions)], quiet_s):
         change = json.loads(msg.value())
         latest[change["user_id"]] = change
-    reader.close()
     return latest
 
 

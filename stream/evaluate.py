@@ -25,22 +25,20 @@ import random
 import sys
 import time
 from collections import Counter
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from collections.abc import Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from models.clustering import new_model
-from models.text import clean_text
 from models.profiles import SegmentProfiles, new_profiles
 from stream.catalogue import CatalogueItem
 from stream.config import Settings, load_settings
-from stream.pipeline import Message, Pipeline
-from stream.records import InvalidEvent, parse_item
+from stream.pipeline import Message, Pipeline, catalogue_text
+from stream.records import InvalidEvent
 from stream.user_state import UserState
-
 
 SILHOUETTE_SAMPLE = 5000
 TOP_N = 10
@@ -289,12 +287,7 @@ def served_recommendations(
 ) -> dict[str, list[str]]:
     """What GET /users/{id}/recommendations serves: the segment's decayed profile popularity
     (global for a user without a segment), minus the user's own training items."""
-    recs = {}
-    for user in heldout:
-        own = set(train.get(user, ()))
-        ranking = profiles.popular_items(groups.get(user), n + len(own))
-        recs[user] = [item for item in ranking if item not in own][:n]
-    return recs
+    return {user: profiles.popular_items(groups.get(user), n, set(train.get(user, ()))) for user in heldout}
 
 
 def recall_at_n(recs: Mapping[str, Sequence[str]], held: Mapping[str, Iterable[str]]) -> float:
@@ -501,14 +494,9 @@ def encode_items(file: EventFile, vectors: TextVectors) -> tuple[dict[str, Any],
     """
     good: dict[str, tuple[str, tuple[str, ...]]] = {}
     invalid = 0
-    for _, raw in file.items:
+    for line, raw in file.items:
         try:
-            item = parse_item(raw)
-            # The worker's recipe (stream/app.py, encode_catalogue), reproduced rather than
-            # factored out of the Faust shell: clean_text(parse_item(raw).text()), then encode.
-            text = clean_text(item.text())
-            if not text:
-                raise InvalidEvent("item text is empty after cleaning")
+            item, text = catalogue_text(Message("items", 0, line, None, raw))  # the worker's recipe
         except InvalidEvent:
             invalid += 1
             continue

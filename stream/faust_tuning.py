@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from confluent_kafka import TopicPartition
 from faust.transport.drivers import aiokafka as faust_aiokafka

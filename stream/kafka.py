@@ -4,12 +4,14 @@ and confluent-kafka clients configured to agree with Faust and the JVM on partit
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from collections.abc import Iterator
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -41,6 +43,49 @@ def consumer(bootstrap: str, group_id: str, **extra: Any) -> Consumer:
         **extra,
     }
     return Consumer(config)
+
+
+class Progress:
+    """A one-line progress meter on stderr, redrawn at most twice a second."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self.label, self.total, self.start, self.last = label, total, time.monotonic(), 0.0
+
+    def update(self, done: int, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last < 0.5:
+            return
+        self.last = now
+        rate = done / max(now - self.start, 1e-9)
+        eta = (self.total - done) / rate if rate > 0 else float("inf")
+        sys.stderr.write(
+            f"\r{self.label}: {done:,}/{self.total:,} ({rate:,.0f}/s, eta {eta:,.0f}s)   "
+        )
+        if force:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def publish(settings: Settings, topic: str, events: list[tuple[str, dict[str, Any]]], label: str) -> float:
+    """Produce keyed JSON events in order, with a progress line; returns the seconds it took."""
+    out = producer(settings.bootstrap)
+    progress = Progress(label, len(events))
+    start = time.monotonic()
+    for n, (key, doc) in enumerate(events, 1):
+        while True:
+            try:
+                out.produce(topic, key=key.encode(), value=json.dumps(doc).encode())
+                break
+            except BufferError:
+                out.poll(0.05)
+        if n % 1000 == 0:
+            out.poll(0)
+            progress.update(n)
+    remaining = out.flush(60)
+    if remaining:
+        raise SystemExit(f"{remaining} events to {topic} were not acknowledged by the broker")
+    progress.update(len(events), force=True)
+    return time.monotonic() - start
 
 
 def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
@@ -79,31 +124,47 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
                 raise
 
 
-def read_last_value(bootstrap: str, topic: str, quiet_s: float = 0.5, timeout_s: float = 30.0) -> bytes | None:
-    """The newest value on partition 0 of a (compacted) topic.
+def read_until_quiet(
+    bootstrap: str, partitions: list[TopicPartition], quiet_s: float, first_within_s: float | None = None
+) -> Iterator[Any]:
+    """The messages of ``partitions`` (with start offsets) until none arrives for ``quiet_s``.
 
-    Reads from the record before the reported end until nothing more arrives for ``quiet_s``:
-    Tansu reports the end offset as the last record *batch*'s base offset + 1, so the tail of
-    that batch lies past it; on Apache Kafka this reads exactly one record.
+    Used instead of reading up to the end offsets, which Tansu under-reports (the last record
+    *batch*'s base offset + 1). With ``first_within_s`` the quiet clock starts at the first
+    message, and TimeoutError says none came that soon.
     """
-    reader = consumer(bootstrap, group_id=f"segstream-reader-{time.time_ns()}", **{"enable.auto.commit": False})
+    reader = consumer(bootstrap, f"segstream-reader-{time.time_ns()}", **{"enable.auto.commit": False})
     try:
-        low, high = reader.get_watermark_offsets(TopicPartition(topic, 0), timeout=timeout_s)
-        if high <= low:
-            return None
-        reader.assign([TopicPartition(topic, 0, max(high - 1, low))])
-        last: bytes | None = None
-        quiet_since = time.monotonic()
-        deadline = quiet_since + timeout_s
-        while time.monotonic() < deadline:
+        reader.assign(partitions)
+        started = quiet_since = time.monotonic()
+        seen_any = first_within_s is None
+        while seen_any or time.monotonic() - started < first_within_s:  # type: ignore[operator]
+            if seen_any and time.monotonic() - quiet_since >= quiet_s:
+                return
             msg = reader.poll(0.1)
-            if msg is not None and not msg.error():
-                last, quiet_since = msg.value(), time.monotonic()
-            elif last is not None and time.monotonic() - quiet_since >= quiet_s:
-                return last
-        raise TimeoutError(f"could not read the last record of {topic}")
+            if msg is None or msg.error():
+                continue
+            seen_any, quiet_since = True, time.monotonic()
+            yield msg
+        raise TimeoutError(f"nothing arrived from {partitions} within {first_within_s}s")
     finally:
         reader.close()
+
+
+def read_last_value(bootstrap: str, topic: str, quiet_s: float = 0.5, timeout_s: float = 30.0) -> bytes | None:
+    """The newest value on partition 0 of a (compacted) topic: read from the record before the
+    reported end (on Apache Kafka exactly one record; on Tansu the rest of the last batch too)."""
+    probe = consumer(bootstrap, group_id=f"segstream-reader-{time.time_ns()}", **{"enable.auto.commit": False})
+    try:
+        low, high = probe.get_watermark_offsets(TopicPartition(topic, 0), timeout=timeout_s)
+    finally:
+        probe.close()
+    if high <= low:
+        return None
+    last: bytes | None = None
+    for msg in read_until_quiet(bootstrap, [TopicPartition(topic, 0, max(high - 1, low))], quiet_s, timeout_s):
+        last = msg.value()
+    return last
 
 
 def free_port() -> int:

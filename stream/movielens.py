@@ -9,10 +9,10 @@ Event ids are derived from (user, item, timestamp), so loading twice is idempote
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import util
 from pathlib import Path
-from collections.abc import Iterator
 
 RATING_TO_ACTION = {5: "purchase", 4: "cart", 3: "click", 2: "view", 1: "view"}
 

@@ -8,9 +8,9 @@ user states, the segment-change events and the dead letters for the shell to wri
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from collections.abc import Callable
 
 import numpy as np
 
@@ -19,7 +19,7 @@ from models.profiles import SegmentProfiles
 from models.text import clean_text
 from stream.catalogue import CatalogueItem
 from stream.config import Settings
-from stream.records import Behavior, InvalidEvent, Review, dead_letter, now_iso, PARSERS
+from stream.records import PARSERS, Behavior, InvalidEvent, Item, Review, dead_letter, now_iso, parse_item
 from stream.user_state import PendingBehavior, UserState
 
 SECONDS_PER_DAY = 86_400.0
@@ -38,6 +38,10 @@ class Message:
     @property
     def source(self) -> tuple[str, int, int]:
         return (self.topic, self.partition, self.offset)
+
+    def dead_letter(self, error: str) -> tuple[bytes | None, dict[str, Any]]:
+        """(key, record) for the dead-letter topic: the reason and these original bytes."""
+        return (self.key, dead_letter(error, *self.source, self.key, self.value))
 
     @classmethod
     def of(cls, message: Any) -> Message:
@@ -83,9 +87,16 @@ class BatchResult:
     model_changed: bool = False
 
 
-def _dead(message: Message, error: str) -> tuple[bytes | None, dict[str, Any]]:
-    record = dead_letter(error, *message.source, message.key, message.value)
-    return (message.key, record)
+def catalogue_text(message: Message) -> tuple[Item, str]:
+    """An ``items`` message as the encoder reads it: the item and its cleaned text, or
+    InvalidEvent (bad record, key not the item id, nothing left after cleaning)."""
+    item = parse_item(message.value)
+    if message.key is not None and message.key.decode("utf-8", "replace") != item.item_id:
+        raise InvalidEvent(f"message key {message.key!r} is not the item_id {item.item_id!r}")
+    text = clean_text(item.text())
+    if not text:
+        raise InvalidEvent("item text is empty after cleaning")
+    return item, text
 
 
 class Pipeline:
@@ -131,7 +142,7 @@ class Pipeline:
                     parsed.vector_index = len(prepared.texts)
                     prepared.texts.append(parsed.text)
             except InvalidEvent as exc:
-                prepared.dead_letters.append(_dead(message, str(exc)))
+                prepared.dead_letters.append(message.dead_letter(str(exc)))
                 continue
             prepared.events.append(parsed)
         return prepared
@@ -161,8 +172,7 @@ class Pipeline:
                 continue
             if state.beyond_horizon(event.ts, self.horizon_s):
                 result.dead_letters.append(
-                    _dead(
-                        message,
+                    message.dead_letter(
                         f"event time is more than {self.settings.dedup_horizon_days:g} days before "
                         "the user's latest event, beyond the dedup horizon: it cannot be told apart "
                         "from a copy already applied (SEGSTREAM_DEDUP_HORIZON_DAYS)",
@@ -250,14 +260,15 @@ class Pipeline:
         """Move users in the model and assign them; seed or refresh when due, and sweep the
         users whose segment a seed or refresh changed."""
         model = self.model
-        moved = [(u, src) for u, src in last_source.items() if result.states[u].vector is not None]
+        vectors = {u: result.states[u].vector for u in last_source}
+        moved = [(u, src) for u, src in last_source.items() if vectors[u] is not None]
         if not moved:
             return
         model.version += 1
         result.model_changed = True
         for user_id, source in moved:
             state = result.states[user_id]
-            assignment = model.observe(user_id, before[user_id], state.vector)
+            assignment = model.observe(user_id, before[user_id], vectors[user_id])
             if assignment is not None:
                 self._assign(state, assignment, "event", source, result)
         if model.ready_to_seed():

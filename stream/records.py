@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from typing import Any, Literal
-from collections.abc import Callable
 
 import fastjsonschema
 

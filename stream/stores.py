@@ -9,15 +9,16 @@ database, the changelog and changelog recovery all agree.
 
 from __future__ import annotations
 
-
-from aiokafka.partitioner import murmur2
+from aiokafka.partitioner import DefaultPartitioner
 from faust.stores import STORES
 from faust.stores.rocksdb import Store as RocksDBStore
+
+_PARTITIONER = DefaultPartitioner()
 
 
 def key_partition(key: bytes, partitions: int) -> int:
     """The partition the Java client, aiokafka and our producers pick for ``key``."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    return _PARTITIONER(key, range(partitions), None)
 
 
 class KeyPartitionedRocksDB(RocksDBStore):

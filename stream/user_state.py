@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,14 @@ def id_digest(event_id: str) -> int:
 
 
 _SEEN = np.dtype([("digest", "<u8"), ("ts", "<f8")])
+
+
+@dataclass(frozen=True)
+class _ItemDigests(Container[str]):
+    digests: frozenset[int]
+
+    def __contains__(self, item_id: object) -> bool:
+        return isinstance(item_id, str) and id_digest(item_id) in self.digests
 
 
 @dataclass
@@ -96,7 +105,9 @@ class UserState:
         self.offsets[key] = max(offset, self.offsets.get(key, -1))
         self.seen[id_digest(event_id)] = ts
         oldest = max(self.ref_ts, ts) - horizon_s
-        if min(self.seen.values()) < oldest:
+        # O(1) check on the earliest-inserted digest (events mostly arrive in time order); a
+        # late-arriving old digest may outlive the horizon a little, which only errs on the safe side.
+        if next(iter(self.seen.values())) < oldest:
             self.seen = {d: t for d, t in self.seen.items() if t >= oldest}
 
     def add_vector(self, vector: np.ndarray, weight: float, ts: float, half_life_s: float) -> None:
@@ -129,6 +140,11 @@ class UserState:
 
     def knows_item(self, item_id: str) -> bool:
         return id_digest(item_id) in self.items
+
+    @property
+    def acted_on(self) -> Container[str]:
+        """The items this user acted on, for ``in`` tests (the row keeps only their digests)."""
+        return _ItemDigests(frozenset(self.items))
 
     def public_view(self) -> dict[str, Any]:
         """What GET /users/{id} shows."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 import itertools
 import os
 import uuid
-from pathlib import Path
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
 from collections.abc import Iterable
+from typing import Any
 
 from confluent_kafka import TopicPartition
 
 from stream.config import Settings
-from stream.kafka import consumer, producer
+from stream.kafka import consumer, producer, read_until_quiet
 
 
 def produce(settings: Settings, topic: str, records: Iterable[tuple[str | None, Any]]) -> int:
@@ -46,18 +46,10 @@ def read(settings: Settings, topic: str, count: int, timeout_s: float = 60.0) ->
 
 def drain(settings: Settings, topic: str, quiet_s: float = 2.0) -> list[tuple[str | None, Any]]:
     """Everything on ``topic`` once no new record arrived for ``quiet_s`` seconds."""
-    reader = consumer(settings.bootstrap, f"test-drain-{time.time_ns()}", **{"enable.auto.commit": False})
-    meta = reader.list_topics(topic, timeout=10).topics[topic]
-    reader.assign([TopicPartition(topic, p, 0) for p in meta.partitions])
-    out: list[tuple[str | None, Any]] = []
-    last = time.monotonic()
-    try:
-        while time.monotonic() - last < quiet_s:
-            msg = reader.poll(0.2)
-            if msg is None or msg.error():
-                continue
-            last = time.monotonic()
-            out.append((None if msg.key() is None else msg.key().decode(), json.loads(msg.value())))
-    finally:
-        reader.close()
-    return out
+    reader = consumer(settings.bootstrap, f"test-drain-{time.time_ns()}")
+    partitions = reader.list_topics(topic, timeout=10).topics[topic].partitions
+    reader.close()
+    return [
+        (None if msg.key() is None else msg.key().decode(), json.loads(msg.value()))
+        for msg in read_until_quiet(settings.bootstrap, [TopicPartition(topic, p, 0) for p in partitions], quiet_s)
+    ]

@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 from jsonschema import Draft202012Validator
-
 from kafka_io import drain, produce, read
+
 from stream import movielens
 from stream.bbc import articles
 from stream.records import schema

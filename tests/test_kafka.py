@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from confluent_kafka import TopicPartition
 from faust.types import TP
-
 from kafka_io import produce, read
+
 from stream.faust_tuning import confirmed_end_offsets
 from stream.kafka import consumer
 from stream.stores import key_partition
