@@ -1,25 +1,29 @@
-"""Streaming k-means over user vectors: mini-batch updates with forgetting, periodic refreshes
-on a reservoir of recent users, stable segment ids, and hysteresis.
+"""Streaming k-means over user vectors with one writer: mini-batch updates with forgetting,
+periodic refreshes on a reservoir of recent users, stable segment ids, and hysteresis.
 
-- Seeding: k-means++ (scikit-learn, ``n_init`` restarts) on the first ``seed_users`` users.
-- Between refreshes every updated user moves its centroid by a mini-batch step with a decayed
-  count (Spark StreamingKMeans' forgetfulness): ``w = w * decay + 1; c += (x - c) / w`` with
+Workers assign users with the model version they hold and send :class:`CentroidStats` (per
+centroid sums and counts of the user vectors they assigned, segment moves, and the users'
+vectors) to the model owner, which applies them in order (:meth:`StreamingKMeans.apply`):
+
+- Seeding: k-means++ (scikit-learn, ``n_init`` restarts) once ``seed_users`` users are known.
+- Mini-batch steps with a decayed count (Spark StreamingKMeans' forgetfulness): ``n`` vectors
+  with sum ``s`` give ``w' = w * decay^n + n; c' = (c * w * decay^n + s) / w'`` with
   ``decay = 2 ** (-1 / half_life_updates)``, so old evidence fades and centroids follow drift.
-- Every ``refresh_every`` updates (and at once when a centroid has lost all its users) the
-  model re-runs k-means on the reservoir of the most recently updated users, warm-started from
-  the current centroids and against fresh k-means++ restarts, and keeps the lowest inertia. New
-  centroids are matched to the old ids by the Hungarian method on centroid distance, so users
-  who did not change keep their id; an empty or dying centroid is thereby re-seeded where the
-  data needs one. Reservoir users whose segment changes are returned for change events.
-- Hysteresis: a user leaves its segment only for a centroid closer by more than ``margin``.
+- Every ``refresh_every`` updates (ten times sooner while a segment is empty) the owner
+  re-runs k-means on the reservoir of the most recently updated users, warm-started from the
+  current centroids and against fresh k-means++ restarts, and keeps the lowest inertia. New
+  centroids are matched to the old ids by the Hungarian method, so users who did not change
+  keep their id; an empty centroid is thereby re-seeded where the data needs one.
+- Hysteresis: a user leaves its segment only for a centroid closer by more than ``margin``
+  (not towards a centroid re-seeded by the latest refresh).
 
-Every seed and refresh is recorded as a model event (kept, bounded, with the model).
+Workers re-assign their users when a new version arrives (sweeps, stream/pipeline.py). Every
+seed, refresh and rebuild is recorded as a model event (kept, bounded, with the model).
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -66,10 +70,20 @@ def match_ids(old: np.ndarray, new: np.ndarray) -> np.ndarray:
     return order
 
 
+def squared_distances(centroids: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """[rows, k] squared Euclidean distances, without a [rows, k, dim] temporary."""
+    d2 = (matrix**2).sum(axis=1)[:, None] - 2.0 * matrix @ centroids.T + (centroids**2).sum(axis=1)[None, :]
+    return np.maximum(d2, 0.0)
+
+
 def inertia(centroids: np.ndarray, matrix: np.ndarray) -> float:
     """Sum of squared distances of each row to its nearest centroid."""
-    d2 = ((matrix[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2)
-    return float(d2.min(axis=1).sum())
+    return float(squared_distances(centroids, matrix).min(axis=1).sum())
+
+
+def nearest_all(centroids: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Index of the nearest centroid of every row."""
+    return squared_distances(centroids, matrix).argmin(axis=1)
 
 
 def new_model(settings: Settings, dim: int) -> StreamingKMeans:
@@ -83,6 +97,82 @@ def new_model(settings: Settings, dim: int) -> StreamingKMeans:
         half_life_updates=settings.model_half_life_updates,
         margin=settings.hysteresis,
     )
+
+
+def _b64(a: np.ndarray, dtype: str) -> str:
+    return base64.b64encode(np.ascontiguousarray(a, dtype=dtype).tobytes()).decode()
+
+
+def _unb64(text: str, dtype: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), dtype=dtype).copy()
+
+
+@dataclass
+class CentroidStats:
+    """What one worker batch tells the model owner.
+
+    ``sums``/``counts``: the vectors of the users assigned to each centroid (the mini-batch
+    step); ``size_delta``: users who entered (+1) or left (-1) each segment; ``users``: each
+    updated user's segment (-1: none) and vector, for the owner's reservoir (float16 on the
+    wire: they only seed and refresh). ``rebuild`` asks the owner for :meth:`StreamingKMeans.rebuild`.
+    """
+
+    k: int
+    dim: int
+    version: int = 0  # the model version the worker assigned with
+    sums: np.ndarray = field(init=False)
+    counts: np.ndarray = field(init=False)
+    size_delta: np.ndarray = field(init=False)
+    users: dict[str, tuple[int, np.ndarray]] = field(default_factory=dict)
+    rebuild: str | None = None  # None, "canonical" or "matched"
+
+    def __post_init__(self) -> None:
+        self.sums = np.zeros((self.k, self.dim), dtype=np.float64)
+        self.counts = np.zeros(self.k, dtype=np.int64)
+        self.size_delta = np.zeros(self.k, dtype=np.int64)
+
+    def __bool__(self) -> bool:
+        return bool(self.users) or bool(self.size_delta.any()) or self.rebuild is not None
+
+    def observe(self, user_id: str, vector: np.ndarray, segment: int | None) -> None:
+        """A user's vector changed and the worker assigned it to ``segment`` (None: unseeded)."""
+        self.users[user_id] = (-1 if segment is None else segment, vector)
+        if segment is not None:
+            self.sums[segment] += vector
+            self.counts[segment] += 1
+
+    def move(self, old: int | None, new: int | None) -> None:
+        if old == new:
+            return
+        if old is not None and 0 <= old < self.k:
+            self.size_delta[old] -= 1
+        if new is not None:
+            self.size_delta[new] += 1
+
+    def to_doc(self) -> dict[str, Any]:
+        users = list(self.users)
+        return {
+            "k": self.k,
+            "dim": self.dim,
+            "version": self.version,
+            "sums": _b64(self.sums, "<f8"),
+            "counts": self.counts.tolist(),
+            "size_delta": self.size_delta.tolist(),
+            "users": users,
+            "segments": [self.users[u][0] for u in users],
+            "vectors": _b64(np.array([self.users[u][1] for u in users]).reshape(-1, self.dim), "<f2"),
+            "rebuild": self.rebuild,
+        }
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> CentroidStats:
+        stats = cls(int(doc["k"]), int(doc["dim"]), int(doc["version"]), rebuild=doc["rebuild"])
+        stats.sums = _unb64(doc["sums"], "<f8").reshape(stats.k, stats.dim)
+        stats.counts = np.asarray(doc["counts"], dtype=np.int64)
+        stats.size_delta = np.asarray(doc["size_delta"], dtype=np.int64)
+        vectors = _unb64(doc["vectors"], "<f2").astype(np.float32).reshape(-1, stats.dim)
+        stats.users = {u: (int(s), v) for u, s, v in zip(doc["users"], doc["segments"], vectors)}
+        return stats
 
 
 @dataclass
@@ -100,7 +190,10 @@ class StreamingKMeans:
     centroids: np.ndarray | None = None  # float64 [k, dim]; None until seeded
     weights: np.ndarray = field(init=False)  # decayed update counts: mini-batch learning rates
     sizes: np.ndarray = field(init=False)  # users currently assigned to each segment
+    reseeded: list[int] = field(default_factory=list)  # re-seeded by the latest refresh: no hysteresis
+    rebuilt_version: int = 0  # version of the latest rebuild (0: none)
     updates_since_refresh: int = 0
+    updates_offset: int = -1  # the last offset of the updates topic applied (owner exactly-once)
     reservoir: OrderedDict[str, np.ndarray] = field(default_factory=OrderedDict)
     assigned: dict[str, int] = field(default_factory=dict)  # segment of each reservoir user
     events: list[dict[str, Any]] = field(default_factory=list)
@@ -114,40 +207,64 @@ class StreamingKMeans:
     def seeded(self) -> bool:
         return self.centroids is not None
 
-    def assign(self, vector: np.ndarray, current: int | None = None) -> Assignment:
+    def assign(self, vector: np.ndarray, current: int | None = None, hysteresis: bool = True) -> Assignment:
+        """The user's segment under this version: the nearest centroid, with hysteresis unless
+        the nearest was just re-seeded (or ``hysteresis`` is off)."""
         if self.centroids is None:
             raise RuntimeError("model not seeded yet")
+        closest = nearest(self.centroids, vector)
+        if not hysteresis or closest.segment in self.reseeded:
+            return closest
         return nearest(self.centroids, vector, current, self.margin)
 
-    def _remember(self, user_id: str, vector: np.ndarray) -> None:
+    def stats(self) -> CentroidStats:
+        """Empty statistics for a worker batch assigned with this version."""
+        return CentroidStats(self.k, self.dim, self.version)
+
+    # --- the owner's side --------------------------------------------------------------------
+
+    def apply(self, stats: CentroidStats) -> bool:
+        """Fold one worker batch in (the mini-batch step), then seed, refresh or rebuild when
+        due. True when the centroids changed, which makes a new version; segment moves alone
+        (a sweep's) only update the sizes."""
+        if (stats.k, stats.dim) != (self.k, self.dim):
+            raise ValueError(f"statistics for k={stats.k}, dim={stats.dim}; the model has k={self.k}, dim={self.dim}")
+        for user_id, (segment, vector) in stats.users.items():
+            self._remember(user_id, vector, None if segment < 0 else segment)
+        self.sizes = np.maximum(self.sizes + stats.size_delta, 0)
+        changed = bool(stats.counts.any()) and self.centroids is not None
+        if changed:
+            assert self.centroids is not None
+            for seg in np.flatnonzero(stats.counts):
+                n = int(stats.counts[seg])
+                kept = self.weights[seg] * self.decay**n
+                self.weights[seg] = kept + n
+                self.centroids[seg] = (self.centroids[seg] * kept + stats.sums[seg]) / self.weights[seg]
+            self.updates_since_refresh += int(stats.counts.sum())
+        if stats.rebuild is not None and len(self.reservoir) >= self.k:
+            recluster = lambda: self.rebuild(canonical=stats.rebuild == "canonical")  # noqa: E731
+        elif self.ready_to_seed():
+            recluster = self.seed
+        elif self.needs_refresh():
+            recluster = self.refresh
+        else:
+            recluster = None
+        if changed or recluster is not None:
+            self.version += 1
+        if recluster is not None:
+            recluster()
+        return changed or recluster is not None
+
+    def _remember(self, user_id: str, vector: np.ndarray, segment: int | None) -> None:
         self.reservoir[user_id] = vector.astype(np.float32)
         self.reservoir.move_to_end(user_id)
+        if segment is None:
+            self.assigned.pop(user_id, None)
+        else:
+            self.assigned[user_id] = segment
         while len(self.reservoir) > self.reservoir_size:
             evicted, _ = self.reservoir.popitem(last=False)
             self.assigned.pop(evicted, None)
-
-    def observe(
-        self, user_id: str, old_segment: int | None, new_vector: np.ndarray
-    ) -> Assignment | None:
-        """A user's vector changed: assign it and move its centroid; None while unseeded."""
-        self._remember(user_id, new_vector)
-        if self.centroids is None:
-            return None
-        assignment = self.assign(new_vector, old_segment)
-        seg = assignment.segment
-        self.weights[seg] = self.weights[seg] * self.decay + 1.0
-        self.centroids[seg] += (new_vector - self.centroids[seg]) / self.weights[seg]
-        self._set_segment(user_id, old_segment, seg)
-        self.updates_since_refresh += 1
-        return assignment
-
-    def _set_segment(self, user_id: str, old: int | None, new: int) -> None:
-        if old != new:
-            if old is not None and 0 <= old < self.k and self.sizes[old] > 0:
-                self.sizes[old] -= 1
-            self.sizes[new] += 1
-        if user_id in self.reservoir:
-            self.assigned[user_id] = new
 
     def ready_to_seed(self) -> bool:
         return self.centroids is None and len(self.reservoir) >= self.seed_users
@@ -159,104 +276,133 @@ class StreamingKMeans:
         due = self.refresh_every // 10 if (self.sizes == 0).any() else self.refresh_every
         return self.updates_since_refresh >= due
 
-    def _cluster_reservoir(self, warm_start: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        users = list(self.reservoir)
-        matrix = np.stack([self.reservoir[u] for u in users]).astype(np.float64)
+    def _reservoir_matrix(self) -> np.ndarray:
+        """The reservoir's vectors in user-id order, so a re-clustering does not depend on the
+        order users were updated in."""
+        return np.stack([self.reservoir[u] for u in sorted(self.reservoir)]).astype(np.float64)
+
+    def _cluster(self, matrix: np.ndarray, warm_start: np.ndarray | None) -> np.ndarray:
         best = KMeans(self.k, init="k-means++", n_init=self.n_init, random_state=self.random_state).fit(matrix)
         if warm_start is not None:
             warm = KMeans(self.k, init=warm_start, n_init=1).fit(matrix)
             if warm.inertia_ <= best.inertia_:
                 best = warm
-        return best.cluster_centers_.astype(np.float64), matrix
+        return best.cluster_centers_.astype(np.float64)
 
-    def seed(self) -> dict[str, Assignment]:
-        """k-means++ on the users seen so far; returns every one's segment."""
-        self.centroids, _ = self._cluster_reservoir(None)
-        self.weights = np.zeros(self.k, dtype=np.float64)
-        result = {u: self.assign(v) for u, v in self.reservoir.items()}
-        for user, a in result.items():
-            self.weights[a.segment] += 1.0
-            self._set_segment(user, None, a.segment)
-        self._log("seed", users=len(result), sizes=self.sizes.tolist())
-        return result
+    def seed(self) -> None:
+        """k-means++ on the users seen so far; workers' sweeps then assign everyone."""
+        matrix = self._reservoir_matrix()
+        self.centroids = self._cluster(matrix, None)
+        self.weights = np.bincount(nearest_all(self.centroids, matrix), minlength=self.k).astype(np.float64)
+        self.updates_since_refresh = 0
+        self._log("seed", users=len(matrix))
 
-    def refresh(self) -> dict[str, Assignment]:
-        """Re-cluster the reservoir, keep ids by matching; returns users whose segment changed."""
+    def refresh(self) -> None:
+        """Re-cluster the reservoir and keep ids by matching."""
         assert self.centroids is not None
         old = self.centroids
         empty = [int(i) for i in np.flatnonzero(self.sizes == 0)]
-        new, matrix = self._cluster_reservoir(old)
+        matrix = self._reservoir_matrix()
+        new = self._cluster(matrix, old)
         new = new[match_ids(old, new)]
+        self._replace(old, new, matrix, "refresh", reseeded=empty)
+
+    def rebuild(self, canonical: bool) -> None:
+        """A cold, deterministic re-clustering of the reservoir (a replay's final step): only
+        the reservoir's vectors decide it. ``canonical`` numbers segments by size (largest
+        first) instead of matching the current ids, so that two replays give the same ids."""
+        matrix = self._reservoir_matrix()
+        new = self._cluster(matrix, None)
+        if canonical or self.centroids is None:
+            sizes = np.bincount(nearest_all(new, matrix), minlength=self.k)
+            new = new[np.lexsort((np.arange(self.k), -sizes))]
+            old = self.centroids if self.centroids is not None else new
+        else:
+            old = self.centroids
+            new = new[match_ids(old, new)]
+        self.rebuilt_version = self.version
+        self._replace(old, new, matrix, "rebuild", reseeded=[])
+
+    def _replace(self, old: np.ndarray, new: np.ndarray, matrix: np.ndarray, kind: str, reseeded: list[int]) -> None:
         before = inertia(old, matrix)
         self.centroids = new
-        changed: dict[str, Assignment] = {}
-        counts = np.zeros(self.k, dtype=np.float64)
-        for user, vector in self.reservoir.items():
-            current = self.assigned.get(user)
-            a = self.assign(vector, current)
-            closest = nearest(new, vector)
-            if closest.segment in empty:  # no hysteresis towards a re-seeded centroid
-                a = closest
-            counts[a.segment] += 1.0
-            if a.segment != current:
-                changed[user] = a
-                self._set_segment(user, current, a.segment)
+        self.reseeded = reseeded
+        counts = np.bincount(nearest_all(new, matrix), minlength=self.k).astype(np.float64)
+        moved = sum(
+            1 for user, current in self.assigned.items() if self.assign(self.reservoir[user], current).segment != current
+        )
         self.weights = np.maximum(self.weights, counts)
         self.updates_since_refresh = 0
         self._log(
-            "refresh",
-            reservoir=len(self.reservoir),
+            kind,
+            reservoir=len(matrix),
             inertia_before=round(before, 4),
             inertia_after=round(inertia(new, matrix), 4),
-            moved_users=len(changed),
-            reseeded_empty=empty,
+            moved_users=moved,
+            reseeded_empty=reseeded,
             centroid_shift=[round(float(x), 4) for x in np.linalg.norm(new - old, axis=1)],
         )
-        return changed
 
     def _log(self, kind: str, **detail: Any) -> None:
         self.events.append({"event": kind, "version": self.version, "ts": time.time(), **detail})
         del self.events[:-MAX_EVENTS]
 
-    # Persistence: JSON, arrays as base64 little-endian. The reservoir is kept only until the
-    # model is seeded (it is a sample that refills from live updates; publishing thousands of
-    # vectors with every model version would not fit a Kafka message).
-    def to_bytes(self) -> bytes:
-        def enc(a: np.ndarray, dtype: str) -> str:
-            return base64.b64encode(np.ascontiguousarray(a, dtype=dtype).tobytes()).decode()
+    # --- the workers' side -------------------------------------------------------------------
 
-        doc: dict[str, Any] = {
-            "format": 2,
+    def adopt(self, published: StreamingKMeans) -> None:
+        """Take a newer published version (a worker's copy: it assigns, the owner writes)."""
+        self.version = published.version
+        self.centroids = published.centroids
+        self.weights = published.weights
+        self.sizes = published.sizes
+        self.reseeded = published.reseeded
+        self.rebuilt_version = published.rebuilt_version
+        self.updates_since_refresh = published.updates_since_refresh
+        self.updates_offset = published.updates_offset
+        self.events = published.events
+
+    # Persistence: JSON, arrays as base64 little-endian. The reservoir (float16: it only feeds
+    # re-clusterings) is kept only until the model is seeded: it is a sample that refills from
+    # live updates, and thousands of vectors with every version would not fit a Kafka message.
+    def to_doc(self) -> dict[str, Any]:
+        users = [] if self.seeded else list(self.reservoir)
+        return {
+            "format": 3,
             "k": self.k,
             "dim": self.dim,
             "version": self.version,
-            "centroids": None if self.centroids is None else enc(self.centroids, "<f8"),
+            "centroids": None if self.centroids is None else _b64(self.centroids, "<f8"),
             "weights": self.weights.tolist(),
             "sizes": self.sizes.tolist(),
+            "reseeded": self.reseeded,
+            "rebuilt_version": self.rebuilt_version,
             "updates_since_refresh": self.updates_since_refresh,
+            "updates_offset": self.updates_offset,
             "events": self.events,
-            "reservoir": {} if self.seeded else {u: enc(v, "<f4") for u, v in self.reservoir.items()},
+            "reservoir_users": users,
+            "reservoir_segments": [self.assigned.get(u, -1) for u in users],
+            "reservoir": _b64(np.array([self.reservoir[u] for u in users]).reshape(-1, self.dim), "<f2"),
         }
-        return json.dumps(doc, separators=(",", ":")).encode()
 
-    def restore(self, raw: bytes) -> StreamingKMeans:
+    def restore(self, doc: dict[str, Any]) -> StreamingKMeans:
         """Load a published model into this (configured) one; the shapes must agree."""
-        doc = json.loads(raw)
-        if doc.get("format") != 2 or (doc["k"], doc["dim"]) != (self.k, self.dim):
+        if doc.get("format") != 3 or (doc["k"], doc["dim"]) != (self.k, self.dim):
             raise ValueError(
                 f"published model has format {doc.get('format')}, k={doc.get('k')}, dim={doc.get('dim')}; "
-                f"this worker is configured for format 2, k={self.k}, dim={self.dim}"
+                f"this worker is configured for format 3, k={self.k}, dim={self.dim}"
             )
-
-        def dec(text: str, dtype: str) -> np.ndarray:
-            return np.frombuffer(base64.b64decode(text), dtype=dtype).copy()
-
         self.version = doc["version"]
         if doc["centroids"] is not None:
-            self.centroids = dec(doc["centroids"], "<f8").reshape(self.k, self.dim)
+            self.centroids = _unb64(doc["centroids"], "<f8").reshape(self.k, self.dim)
         self.weights = np.asarray(doc["weights"], dtype=np.float64)
         self.sizes = np.asarray(doc["sizes"], dtype=np.int64)
+        self.reseeded = list(doc["reseeded"])
+        self.rebuilt_version = doc["rebuilt_version"]
         self.updates_since_refresh = doc["updates_since_refresh"]
+        self.updates_offset = doc["updates_offset"]
         self.events = doc["events"]
-        self.reservoir = OrderedDict((u, dec(v, "<f4")) for u, v in doc["reservoir"].items())
+        vectors = _unb64(doc["reservoir"], "<f2").astype(np.float32).reshape(-1, self.dim)
+        self.reservoir = OrderedDict(zip(doc["reservoir_users"], vectors))
+        self.assigned = {u: s for u, s in zip(doc["reservoir_users"], doc["reservoir_segments"]) if s >= 0}
         return self
+

@@ -18,7 +18,7 @@ depends on what arrived before. Rankings, shares, lifts and c-TF-IDF scores are 
 counts that share one anchor, so they need no conversion at all. The stored values grow as
 ``2^((T - A) / half_life)``; once T runs more than ``_REBASE_HALF_LIVES`` half-lives past A,
 every count is multiplied down once and A moves to T (O(all counts), at most once per that many
-half-lives of event time, so the weights stay far from float overflow). ``to_bytes`` writes A
+half-lives of event time, so the weights stay far from float overflow). ``to_doc`` writes A
 and the stored values verbatim, so a restored object reads exactly the same numbers.
 
 Memory is bounded per segment: past ``max_terms`` terms (or ``max_items`` items) the smallest
@@ -159,6 +159,11 @@ class SegmentProfiles:
         # recommendations) come in bursts between writes and each build is O(all counts).
         self._corpora: dict[_Kind, _Corpus] = {}
 
+    @property
+    def empty(self) -> bool:
+        """Nothing was ever counted."""
+        return self._anchor is None
+
     # --- writing ---------------------------------------------------------------------------
 
     def add_review(self, segment: int, text: str, ts: float) -> None:
@@ -193,6 +198,28 @@ class SegmentProfiles:
             seg.categories[category] = seg.categories.get(category, 0.0) + weighted
         if len(seg.items) > self.max_items:
             seg.items = _prune(seg.items, self.max_items)
+
+    def merge(self, other: SegmentProfiles) -> None:
+        """Add ``other``'s counts (a worker batch's) as if its events had been added here.
+
+        Exact: stored counts convert between anchors by one factor (see the module docstring).
+        """
+        if (other.k, other.half_life_s) != (self.k, self.half_life_s):
+            raise ValueError(f"profiles for k={other.k}, half-life {other.half_life_s}s; these have k={self.k}, {self.half_life_s}s")
+        if other._anchor is None or other._ref_ts is None:
+            return
+        self._stamp(other._ref_ts)
+        assert self._anchor is not None
+        factor = 2.0 ** ((other._anchor - self._anchor) / self.half_life_s)
+        for mine, theirs in zip(self._segments, other._segments):
+            mine.events += theirs.events * factor
+            for counts, added in zip(mine.counters(), theirs.counters()):
+                for key, count in added.items():
+                    counts[key] = counts.get(key, 0.0) + count * factor
+            if len(mine.terms) > self.max_terms:
+                mine.terms = _prune(mine.terms, self.max_terms)
+            if len(mine.items) > self.max_items:
+                mine.items = _prune(mine.items, self.max_items)
 
     def _segment(self, segment: int) -> _Segment:
         if not 0 <= segment < self.k:
@@ -305,9 +332,9 @@ class SegmentProfiles:
 
     # --- persistence -----------------------------------------------------------------------
 
-    def to_bytes(self) -> bytes:
-        """Compact JSON; floats are written in shortest round-trip form, so restoring is exact."""
-        doc = {
+    def to_doc(self) -> dict[str, Any]:
+        """JSON-ready; floats are written in shortest round-trip form, so restoring is exact."""
+        return {
             "format": _FORMAT,
             "k": self.k,
             "half_life_s": self.half_life_s,
@@ -317,11 +344,9 @@ class SegmentProfiles:
             "ref_ts": self._ref_ts,
             "segments": [s.to_doc() for s in self._segments],
         }
-        return json.dumps(doc, separators=(",", ":")).encode("ascii")
 
     @classmethod
-    def from_bytes(cls, raw: bytes) -> SegmentProfiles:
-        doc = json.loads(raw)
+    def from_doc(cls, doc: dict[str, Any]) -> SegmentProfiles:
         if doc.get("format") != _FORMAT:
             raise ValueError(f"unsupported segment profiles format {doc.get('format')!r}")
         profiles = cls(int(doc["k"]), float(doc["half_life_s"]), int(doc["max_terms"]), int(doc["max_items"]))
@@ -331,6 +356,13 @@ class SegmentProfiles:
         profiles._anchor = None if doc["anchor"] is None else float(doc["anchor"])
         profiles._ref_ts = None if doc["ref_ts"] is None else float(doc["ref_ts"])
         return profiles
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(self.to_doc(), separators=(",", ":")).encode("ascii")
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> SegmentProfiles:
+        return cls.from_doc(json.loads(raw))
 
 
 def _check_top(top: int) -> None:

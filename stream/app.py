@@ -1,10 +1,13 @@
 """The Faust shell: topics, tables, agents and web views wired around the pipeline.
 
 Flow: ``reviews``/``behaviors`` -> :class:`~stream.pipeline.Pipeline` (validate, encode off the
-event loop, update the user's row in the ``users`` table, move the model, assign) ->
-``segment-changes``; anything unusable -> ``dead-letters``. The ``items`` agent encodes the
-catalogue into a global table that every worker reads. The model has one writer and is
-published on the compacted ``segment-model`` topic.
+event loop, update the user's row in the ``users`` table, assign with this worker's copy of the
+model) -> ``segment-changes`` and ``segment-membership``; anything unusable -> ``dead-letters``.
+Each batch's :class:`~models.segmentation.ModelUpdate` goes to the one-partition
+``segment-model-updates`` topic; the worker Kafka gives that partition is the model's single
+writer: it applies updates in order and publishes versions on the compacted ``segment-model``
+topic. Every worker follows that topic, adopts new versions and sweeps its users. The ``items``
+agent encodes the catalogue into a global table that every worker reads.
 """
 
 from __future__ import annotations
@@ -19,23 +22,26 @@ from typing import Any
 
 import faust
 import numpy as np
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
 from faust.web import Request, Response
 
-from models.clustering import StreamingKMeans, new_model
 from models.encoder import Encoder
-from models.profiles import SegmentProfiles, new_profiles
+from models.segmentation import ModelUpdate, Segmentation, new_segmentation
 from stream.catalogue import CatalogueItem
 from stream.config import Settings
 from stream.faust_tuning import adapt_faust_consumer
 from stream.kafka import read_last_value
-from stream.pipeline import Message, Pipeline, catalogue_text
+from stream.pipeline import BatchResult, Message, Pipeline, SweepCursor, catalogue_text
 from stream.records import InvalidEvent
-from stream.stores import use_key_partitioned_rocksdb
+from stream.replay import ReplayTracker
+from stream.stores import key_partition, use_key_partitioned_rocksdb
 from stream.user_state import UserState
 
 log = logging.getLogger("segstream")
 
 ITEM_BATCH = 64
+REPLAY_LOG_EVERY_S = 5.0
 
 
 @dataclass
@@ -49,6 +55,8 @@ class Counters:
     changes: int = 0
     items: int = 0
     batches: int = 0
+    swept: int = 0
+    updates_applied: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "started"} | {
@@ -56,41 +64,28 @@ class Counters:
         }
 
 
-@dataclass
-class Segmentation:
-    """What the single model owner keeps and publishes: centroids and segment profiles."""
-
-    model: StreamingKMeans
-    profiles: SegmentProfiles
-
-    def to_bytes(self) -> bytes:
-        return json.dumps(
-            {"model": self.model.to_bytes().decode(), "profiles": self.profiles.to_bytes().decode()}
-        ).encode()
-
-
 def load_segmentation(settings: Settings, dim: int) -> Segmentation:
     """The last published model and profiles, or new ones when the topic is empty."""
-    segmentation = Segmentation(new_model(settings, dim), new_profiles(settings))
+    segmentation = new_segmentation(settings, dim)
     raw = read_last_value(settings.bootstrap, settings.topic_model)
     if raw is None:
         return segmentation
     try:
-        doc = json.loads(raw)
-        segmentation.model.restore(doc["model"].encode())
-        segmentation.profiles = SegmentProfiles.from_bytes(doc["profiles"].encode())
-    except (ValueError, KeyError, AttributeError) as exc:
+        segmentation.restore(raw)
+    except (ValueError, KeyError, AttributeError, TypeError) as exc:
         raise SystemExit(
             f"{settings.topic_model} does not hold a model this worker can use ({exc}). Use another "
             "SEGSTREAM_APP_ID and SEGSTREAM_TOPIC_MODEL for a different configuration."
         ) from exc
-    log.info("model loaded: version %s, seeded=%s", segmentation.model.version, segmentation.model.seeded)
+    log.info("model loaded: version %s, seeded=%s", segmentation.version, segmentation.model.seeded)
     return segmentation
 
 
-def create_app(settings: Settings, encoder: Encoder, segmentation: Segmentation) -> faust.App:
-    """A Faust app for ``settings`` that encodes with ``encoder`` and owns ``segmentation``."""
-    model, profiles = segmentation.model, segmentation.profiles
+def create_app(
+    settings: Settings, encoder: Encoder, segmentation: Segmentation, replay: ReplayTracker | None = None
+) -> faust.App:
+    """A Faust app for ``settings`` that encodes with ``encoder``, assigns with its copy
+    ``segmentation`` of the published model, and, while replaying, follows ``replay``."""
     adapt_faust_consumer(settings.bootstrap, settings.fetch_max_wait_ms)
     use_key_partitioned_rocksdb()
     app = faust.App(
@@ -116,19 +111,25 @@ def create_app(settings: Settings, encoder: Encoder, segmentation: Segmentation)
     inputs = app.topic(*settings.input_topics, **raw)
     items_topic = app.topic(settings.topic_items, **raw)
     changes_topic = app.topic(settings.topic_changes, **raw)
+    membership_topic = app.topic(settings.topic_membership, **raw)
     dead_topic = app.topic(settings.topic_dead_letters, **raw)
     model_topic = app.topic(settings.topic_model, partitions=1, **raw)
+    updates_topic = app.topic(settings.topic_model_updates, partitions=1, **raw)
     # use_partitioner: a row goes to the changelog partition of its key (murmur2, as the input
-    # producers use), not to the partition of whichever event in the micro-batch is current.
+    # producers use), not to the partition of whichever event in the micro-batch is current;
+    # it also lets the sweep task write rows outside any event.
     # key_type/value_type bytes make Faust pick the raw codec for the changelogs.
     binary = {"key_type": bytes, "value_type": bytes, "partitions": settings.partitions, "use_partitioner": True}
     users = app.Table("users", **binary)
     item_vectors = app.GlobalTable("item-vectors", **binary)
 
-    pipeline = Pipeline(settings, model, profiles)
+    local = segmentation  # this worker's copy: assigns and serves; only the owner writes
+    pipeline = Pipeline(settings, local, replay.until if replay else None)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder")
     counters = Counters()
-    publisher = ModelPublisher(segmentation, model_topic, settings.model_publish_interval_s)
+    owner = ModelOwner(settings, model_topic)
+    cursor = SweepCursor(settings.sweep_users)
+    new_version = asyncio.Event()
 
     async def encode(texts: list[str]) -> np.ndarray:
         if not texts:
@@ -146,28 +147,44 @@ def create_app(settings: Settings, encoder: Encoder, segmentation: Segmentation)
         stored = item_vectors.get(item_id.encode())
         return None if stored is None else CatalogueItem.from_bytes(stored)
 
+    def replaying() -> bool:
+        return replay is not None and replay.active
+
     async def send_dead(key: bytes | None, record: dict[str, Any]) -> None:
         """Publish one (key, record) pair, as Message.dead_letter and BatchResult give them."""
         counters.dead_letters += 1
         log.warning("dead letter from %s: %s", record["source"], record["error"])
         await dead_topic.send(key=key, value=json.dumps(record).encode())
 
+    async def emit(result: BatchResult) -> None:
+        """Write the rows, then publish changes, memberships, dead letters and the update."""
+        for user_id, state in result.states.items():
+            users[user_id.encode()] = state.to_bytes()
+        for change in result.changes:
+            if replay is not None and replay.suppress and change["mode"] == "replay" and change["reason"] != "replay":
+                continue
+            key, value = change["user_id"].encode(), json.dumps(change).encode()
+            if change["reason"] != "replay":
+                await changes_topic.send(key=key, value=value)
+            await membership_topic.send(key=key, value=value)
+            counters.changes += 1
+        for key, record in result.dead_letters:
+            await send_dead(key, record)
+        if result.update is not None:
+            await updates_topic.send(key=b"update", value=result.update.to_bytes())
+
     async def apply_batch(messages: list[Message]) -> None:
         prepared = pipeline.prepare(messages)
         vectors = await encode(prepared.texts)
         result = pipeline.apply(prepared, vectors, load_state, catalogue)
-        for user_id, state in result.states.items():
-            users[user_id.encode()] = state.to_bytes()
-        for change in result.changes:
-            await changes_topic.send(key=change["user_id"].encode(), value=json.dumps(change).encode())
-        for key, record in result.dead_letters:
-            await send_dead(key, record)
+        await emit(result)
         counters.applied += result.applied
         counters.duplicates += result.duplicates
-        counters.changes += len(result.changes)
         counters.batches += 1
-        if result.model_changed:
-            await publisher.changed()
+        if replay is not None and not replay.finished:
+            for m in messages:
+                replay.observe(m.topic, m.partition, m.offset)
+            await finish_replay_if_caught_up()
 
     async def dead_letter_batch(messages: list[Message], exc: Exception) -> None:
         """A batch that failed for a reason of ours (a bug, a broken encoder) is not lost."""
@@ -183,6 +200,104 @@ def create_app(settings: Settings, encoder: Encoder, segmentation: Segmentation)
                 await apply_batch(messages)
             except Exception as exc:
                 await dead_letter_batch(messages, exc)
+
+    # --- the model: one owner writes, every worker follows and sweeps ------------------------
+
+    @app.agent(updates_topic, name="own-model")
+    async def own_model(stream: faust.StreamT) -> None:
+        """Runs wherever Kafka assigns the one partition of the updates topic: the owner."""
+        async for event in stream.events():
+            await owner.apply(ModelUpdate.from_bytes(event.message.value), event.message.offset, local.model.dim)
+            counters.updates_applied += 1
+
+    @app.on_partitions_revoked.connect
+    async def publish_before_handing_over(sender: faust.App, revoked: set[Any], **kwargs: Any) -> None:
+        await owner.flush()
+
+    @app.on_partitions_assigned.connect
+    async def note_ownership(sender: faust.App, assigned: set[Any], **kwargs: Any) -> None:
+        owner.assigned(any(tp.topic == settings.topic_model_updates for tp in assigned))
+
+    @app.timer(interval=settings.model_publish_interval_s)
+    async def publish_model() -> None:
+        await owner.flush()
+
+    @app.task
+    async def follow_model() -> None:
+        """Adopt every newer version published on the model topic, then sweep."""
+        reader = AIOKafkaConsumer(
+            bootstrap_servers=settings.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=settings.fetch_max_wait_ms
+        )
+        await reader.start()
+        try:
+            tp = TopicPartition(settings.topic_model, 0)
+            reader.assign([tp])
+            end = (await reader.end_offsets([tp]))[tp]
+            reader.seek(tp, max(end - 1, 0))
+            while True:
+                batches = await reader.getmany(timeout_ms=1000)
+                records = [r for rs in batches.values() for r in rs]
+                if not records:
+                    continue
+                published = new_segmentation(settings, local.model.dim).restore(records[-1].value)
+                if local.adopt(published):
+                    new_version.set()
+        finally:
+            await reader.stop()
+
+    def local_user_keys() -> list[bytes]:
+        """Keys of the users of this worker's input partitions (not of standby replicas)."""
+        active = {tp.partition for tp in app.consumer.assignment() if tp.topic in settings.input_topics}
+        return [k for k in users.keys() if key_partition(k, settings.partitions) in active]
+
+    @app.task
+    async def sweep_on_new_versions() -> None:
+        """Re-assign ``sweep_users`` users per new version (all of them for a replay's final
+        membership), so memberships follow the centroids with bounded work per version."""
+        while True:
+            await new_version.wait()
+            new_version.clear()
+            if app.rebalancing or not app.tables.recovery.completed.is_set():
+                await asyncio.sleep(0.5)
+                new_version.set()
+                continue
+            final = replay is not None and replay.rebuild_requested_at is not None and not replay.finished and (
+                local.model.rebuilt_version > replay.rebuild_requested_at
+            )
+            keys = local_user_keys() if final else cursor.next(local_user_keys)
+            states = [UserState.from_bytes(raw) for raw in map(users.get, keys) if raw is not None]
+            result = pipeline.sweep(states, mode="replay" if replaying() else "live", final=final)
+            counters.swept += len(states)
+            await emit(result)
+            if final:
+                assert replay is not None
+                replay.finished = True
+                log.info("replay: final membership of %d users published; now live", len(result.changes))
+
+    # --- replay -------------------------------------------------------------------------------
+
+    async def finish_replay_if_caught_up() -> None:
+        if replay is None or replay.finished or not replay.caught_up:
+            return
+        if not replay.suppress:
+            replay.finished = True
+            log.info("replay caught up: %s; now live", replay.progress())
+        elif replay.rebuild_requested_at is None:
+            replay.rebuild_requested_at = local.version
+            log.info("replay caught up: %s; asking the model owner for a %s rebuild", replay.progress(), replay.rebuild)
+            request = local.new_update(settings)
+            request.stats.rebuild = replay.rebuild
+            await updates_topic.send(key=b"update", value=request.to_bytes())
+
+    if replay is not None:
+
+        @app.timer(interval=REPLAY_LOG_EVERY_S)
+        async def report_replay() -> None:
+            if not replay.finished:
+                await finish_replay_if_caught_up()  # also when there was nothing to replay
+                log.info("replay: %s", replay.progress())
+
+    # --- catalogue ----------------------------------------------------------------------------
 
     async def encode_catalogue(messages: list[Message]) -> None:
         good: list[tuple[str, str, tuple[str, ...]]] = []
@@ -208,12 +323,11 @@ def create_app(settings: Settings, encoder: Encoder, segmentation: Segmentation)
             except Exception as exc:
                 await dead_letter_batch(messages, exc)
 
-    @app.timer(interval=settings.model_publish_interval_s)
-    async def publish_model() -> None:
-        await publisher.flush()
+    # --- HTTP -----------------------------------------------------------------------------------
 
     @app.page("/healthz")
     async def health(web: Any, request: Request) -> Response:
+        model = local.model
         return web.json(
             {
                 "status": "ok",
@@ -225,7 +339,8 @@ def create_app(settings: Settings, encoder: Encoder, segmentation: Segmentation)
                     if tp.topic in settings.input_topics
                 ),
                 "catalogue_items": len(item_vectors),
-                "model": {"version": model.version, "seeded": model.seeded, "k": model.k},
+                "model": {"version": model.version, "seeded": model.seeded, "k": model.k, "owner": owner.active},
+                "replay": None if replay is None else replay.progress(),
                 "encoder": {"providers": encoder.providers, "dim": encoder.dim},
                 "counters": counters.as_dict(),
             }
@@ -233,6 +348,7 @@ def create_app(settings: Settings, encoder: Encoder, segmentation: Segmentation)
 
     @app.page("/segments")
     async def segments(web: Any, request: Request) -> Response:
+        model, profiles = local.model, local.profiles
         portraits = profiles.profiles(top=5)
         return web.json(
             {
@@ -248,6 +364,7 @@ def create_app(settings: Settings, encoder: Encoder, segmentation: Segmentation)
 
     @app.page("/segments/{segment}")
     async def segment(web: Any, request: Request, segment: str) -> Response:
+        model, profiles = local.model, local.profiles
         if not segment.isdigit() or int(segment) >= model.k:
             return web.json({"error": f"no segment {segment!r}; ids are 0..{model.k - 1}"}, status=404)
         portrait = profiles.profile(int(segment), top=int(request.query.get("top", 10)))
@@ -262,7 +379,7 @@ def create_app(settings: Settings, encoder: Encoder, segmentation: Segmentation)
             return web.json({"error": "k must be a whole number"}, status=400)
         state = load_state(user_id)
         segment = None if state is None else state.segment
-        items = profiles.popular_items(segment, k, frozenset() if state is None else state.acted_on)
+        items = local.profiles.popular_items(segment, k, frozenset() if state is None else state.acted_on)
         return web.json(
             {
                 "user_id": user_id,
@@ -282,29 +399,49 @@ def create_app(settings: Settings, encoder: Encoder, segmentation: Segmentation)
 
     @app.on_before_shutdown.connect
     async def publish_model_on_shutdown(sender: faust.App, **kwargs: Any) -> None:
-        await publisher.flush()
+        await owner.flush()
 
     return app
 
 
-class ModelPublisher:
-    """Publishes the model after changes, at most once per interval, and on the timer."""
+class ModelOwner:
+    """The single writer of the model, active in the worker that holds the updates partition.
 
-    def __init__(self, segmentation: Segmentation, topic: faust.TopicT, interval_s: float) -> None:
-        self.segmentation = segmentation
-        self.topic = topic
-        self.interval_s = interval_s
+    It loads the last published version when it becomes the owner, applies updates exactly
+    once (by offset, recorded in the model), and publishes after changes at most once per
+    interval, on the timer, and before it hands the partition over.
+    """
+
+    def __init__(self, settings: Settings, model_topic: faust.TopicT) -> None:
+        self.settings = settings
+        self.model_topic = model_topic
+        self.segmentation: Segmentation | None = None
+        self.active = False
         self.dirty = False
         self.last = 0.0
 
-    async def changed(self) -> None:
+    def assigned(self, owns: bool) -> None:
+        self.active = owns
+        if not owns:
+            self.segmentation = None
+
+    async def apply(self, update: ModelUpdate, offset: int, dim: int) -> None:
+        if self.segmentation is None:
+            loop = asyncio.get_running_loop()
+            self.segmentation = await loop.run_in_executor(None, load_segmentation, self.settings, dim)
+            log.info("model owner: version %d, updates applied up to offset %d",
+                     self.segmentation.version, self.segmentation.model.updates_offset)
+        if not self.segmentation.apply(update, offset):
+            return
         self.dirty = True
-        if time.monotonic() - self.last >= self.interval_s:
+        if update.stats.rebuild is not None:
+            await self.flush()  # a replay waits for it
+        elif time.monotonic() - self.last >= self.settings.model_publish_interval_s:
             await self.flush()
 
     async def flush(self) -> None:
-        if not self.dirty:
+        if not self.dirty or self.segmentation is None:
             return
         self.dirty = False
         self.last = time.monotonic()
-        await self.topic.send(key=b"model", value=self.segmentation.to_bytes())
+        await self.model_topic.send(key=b"model", value=self.segmentation.to_bytes())

@@ -33,7 +33,9 @@ class Settings:
     topic_behaviors: str = "behaviors"
     topic_items: str = "items"
     topic_changes: str = "segment-changes"
+    topic_membership: str = "segment-membership"
     topic_model: str = "segment-model"
+    topic_model_updates: str = "segment-model-updates"
     topic_dead_letters: str = "dead-letters"
     # Worker
     web_host: str = "127.0.0.1"
@@ -70,6 +72,7 @@ class Settings:
     model_half_life_updates: float = 2000.0
     hysteresis: float = 0.02
     model_publish_interval_s: float = 1.0
+    sweep_users: int = 2000
 
     @property
     def action_weights(self) -> dict[str, float]:
@@ -96,7 +99,9 @@ HELP: dict[str, str] = {
     "topic_behaviors": "input: behaviour events, key = user id",
     "topic_items": "input: the catalogue, key = item id",
     "topic_changes": "output: segment-change events, key = user id",
+    "topic_membership": "output: each user's latest segment (compacted), key = user id",
     "topic_model": "output: the centroid model (compacted, one partition)",
+    "topic_model_updates": "internal: workers' centroid statistics for the model owner (one partition)",
     "topic_dead_letters": "output: events that could not be applied, with the reason",
     "web_host": "HTTP bind address of the worker",
     "web_port": "HTTP port of the worker (/healthz, /segments, /users/{id})",
@@ -133,6 +138,8 @@ HELP: dict[str, str] = {
     "(forgetting)",
     "hysteresis": "a user changes segment only for a centroid closer by more than this distance",
     "model_publish_interval_s": "the model is published at most this often while it changes",
+    "sweep_users": "users each worker re-assigns per new model version (round robin over its "
+    "users), so memberships follow moving centroids with bounded work",
 }
 
 

@@ -1,10 +1,10 @@
 """``segstream evaluate``: the worker's incremental code path over a file of contract events, offline.
 
 No broker: a JSONL file of contract events (items, reviews, behaviours) is fed through the same
-:class:`~stream.pipeline.Pipeline` the Faust agent uses (``prepare`` -> encode -> ``apply``), in
-micro-batches of ``SEGSTREAM_BATCH_SIZE``, with a dict standing in for the ``users`` table (rows
-stored as :meth:`UserState.to_bytes`, read back with :meth:`UserState.from_bytes`, as the table
-does) and one for the ``item-vectors`` global table. The final user vectors and segments, i.e.
+:class:`~stream.pipeline.Pipeline` the Faust agent uses (``prepare`` -> encode -> ``apply``, the
+model owner's update, sweeps), in micro-batches of ``SEGSTREAM_BATCH_SIZE``, by
+:class:`~stream.pipeline.LocalRun`: a dict stands in for the ``users`` table (rows stored as
+:meth:`UserState.to_bytes`, as the table does) and one for the ``item-vectors`` global table. The final user vectors and segments, i.e.
 what the service would serve, are then scored against a batch k-means on the same vectors and,
 when given, against reference labels; with held-out items, a segment-popularity recommender is
 scored too.
@@ -32,11 +32,11 @@ from typing import Any
 
 import numpy as np
 
-from models.clustering import new_model
-from models.profiles import SegmentProfiles, new_profiles
+from models.profiles import SegmentProfiles
+from models.segmentation import new_segmentation
 from stream.catalogue import CatalogueItem
 from stream.config import Settings, load_settings
-from stream.pipeline import Message, Pipeline, catalogue_text
+from stream.pipeline import LocalRun, Message, Pipeline, catalogue_text
 from stream.records import InvalidEvent
 from stream.user_state import UserState
 
@@ -519,7 +519,7 @@ def review_texts(settings: Settings, lines: Sequence[StreamLine], dim: int) -> l
     reviews = [line for line in lines if line.kind == "review"]
     if not reviews:
         return []
-    return Pipeline(settings, new_model(settings, dim)).prepare(_messages(settings, reviews, 0)).texts
+    return Pipeline(settings, new_segmentation(settings, dim)).prepare(_messages(settings, reviews, 0)).texts
 
 
 @dataclass
@@ -551,32 +551,22 @@ def stream_once(
     Offsets are the running position in this pass (one partition per topic), so they increase
     as a Kafka partition's do whatever order ``lines`` are in.
     """
-    model = new_model(settings, text_vectors.dim)
-    profiles = new_profiles(settings)
-    pipeline = Pipeline(settings, model, profiles)
-    table: dict[str, bytes] = {}  # the users table: rows as the Faust table stores them
-
-    def load_state(user_id: str) -> UserState | None:
-        stored = table.get(user_id)
-        return None if stored is None else UserState.from_bytes(stored)
-
-    run = StreamRun({}, None, profiles, 0.0, len(lines))
+    local = LocalRun(settings, text_vectors.dim, catalogue.get)
+    run = StreamRun({}, None, local.owner.profiles, 0.0, len(lines))
     start = time.perf_counter()
     for begin in range(0, len(lines), settings.batch_size):
         messages = _messages(settings, lines[begin : begin + settings.batch_size], begin)
-        prepared = pipeline.prepare(messages)
-        vectors = text_vectors(prepared.texts)
-        result = pipeline.apply(prepared, vectors, load_state, catalogue.get)
-        for user_id, state in result.states.items():
-            table[user_id] = state.to_bytes()
+        texts = local.pipeline.prepare(messages).texts
+        result = local.batch(messages, text_vectors(texts))
         run.applied += result.applied
         run.duplicates += result.duplicates
         run.dead_letters += len(result.dead_letters)
         run.changes += len(result.changes)
         run.batches += 1
     run.seconds = time.perf_counter() - start
-    run.states = {user_id: UserState.from_bytes(raw) for user_id, raw in table.items()}
-    centroids = getattr(model, "centroids", None)
+    run.states = {user_id: UserState.from_bytes(raw) for user_id, raw in local.table.items()}
+    run.profiles = local.owner.profiles
+    centroids = local.owner.model.centroids
     run.centroids = None if centroids is None else np.array(centroids, dtype=np.float64)
     return run
 

@@ -21,43 +21,13 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from confluent_kafka import TopicPartition
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
-from stream.kafka import consumer
-
-
-def confirmed_end_offsets(
-    bootstrap: str, reported: Mapping[TP, int], quiet_s: float = 0.3, timeout_s: float = 30.0
-) -> dict[TP, int]:
-    """``reported`` end offsets, raised to the last offset really there + 1."""
-    confirmed = dict(reported)
-    probe = [tp for tp, end in reported.items() if end and end > 0]
-    if not probe:
-        return confirmed
-    reader = consumer(bootstrap, f"segstream-end-offsets-{time.time_ns()}", **{"enable.auto.commit": False})
-    try:
-        reader.assign([TopicPartition(tp.topic, tp.partition, reported[tp] - 1) for tp in probe])
-        by_name = {(tp.topic, tp.partition): tp for tp in probe}
-        pending = set(probe)
-        quiet_since = time.monotonic()
-        deadline = quiet_since + timeout_s
-        while time.monotonic() < deadline and (pending or time.monotonic() - quiet_since < quiet_s):
-            msg = reader.poll(0.05)
-            if msg is None or msg.error():
-                continue
-            tp = by_name[(msg.topic(), msg.partition())]
-            pending.discard(tp)
-            confirmed[tp] = max(confirmed[tp], msg.offset() + 1)
-            quiet_since = time.monotonic()
-        return confirmed
-    finally:
-        reader.close()
+from stream.kafka import confirmed_end_offsets
 
 
 def adapt_faust_consumer(bootstrap: str, fetch_max_wait_ms: int) -> None:

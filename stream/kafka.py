@@ -9,9 +9,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -98,7 +98,9 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
         settings.topic_items: (settings.partitions, {}),
         settings.topic_changes: (settings.partitions, {}),
         settings.topic_dead_letters: (settings.partitions, {}),
+        settings.topic_membership: (settings.partitions, {"cleanup.policy": "compact"}),
         settings.topic_model: (1, {"cleanup.policy": "compact"}),
+        settings.topic_model_updates: (1, {}),
     }
     deadline = time.monotonic() + timeout_s
     while True:
@@ -125,28 +127,75 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
 
 
 def read_until_quiet(
-    bootstrap: str, partitions: list[TopicPartition], quiet_s: float, first_within_s: float | None = None
+    bootstrap: str,
+    partitions: list[TopicPartition],
+    quiet_s: float,
+    first_within_s: float | None = None,
+    ends: Mapping[tuple[str, int], int] | None = None,
 ) -> Iterator[Any]:
     """The messages of ``partitions`` (with start offsets) until none arrives for ``quiet_s``.
 
     Used instead of reading up to the end offsets, which Tansu under-reports (the last record
     *batch*'s base offset + 1). With ``first_within_s`` the quiet clock starts at the first
-    message, and TimeoutError says none came that soon.
+    message, and TimeoutError says none came that soon. With ``ends`` (reported end offsets of
+    the partitions that hold records) it also stops, so a busy topic ends too, once each of
+    them has delivered the record before its end: at the next empty poll (the rest of that
+    batch came in the same fetch), at the latest ``quiet_s`` later.
     """
     reader = consumer(bootstrap, f"segstream-reader-{time.time_ns()}", **{"enable.auto.commit": False})
     try:
         reader.assign(partitions)
         started = quiet_since = time.monotonic()
         seen_any = first_within_s is None
+        unreached = None if ends is None else set(ends)
+        reached_at = started if unreached == set() else None
         while seen_any or time.monotonic() - started < first_within_s:  # type: ignore[operator]
-            if seen_any and time.monotonic() - quiet_since >= quiet_s:
+            now = time.monotonic()
+            if seen_any and now - quiet_since >= quiet_s or reached_at is not None and now - reached_at >= quiet_s:
                 return
             msg = reader.poll(0.1)
             if msg is None or msg.error():
+                if reached_at is not None:
+                    return
                 continue
             seen_any, quiet_since = True, time.monotonic()
+            key = (msg.topic(), msg.partition())
+            if unreached and key in unreached and msg.offset() >= ends[key] - 1:  # type: ignore[index]
+                unreached.discard(key)
+                reached_at = None if unreached else quiet_since
             yield msg
         raise TimeoutError(f"nothing arrived from {partitions} within {first_within_s}s")
+    finally:
+        reader.close()
+
+
+# (topic, partition): a plain tuple or Faust's TP, a named tuple that hashes and compares as one.
+PartitionKey = TypeVar("PartitionKey", bound=tuple[str, int])
+
+
+def confirmed_end_offsets(
+    bootstrap: str, reported: Mapping[PartitionKey, int], quiet_s: float = 0.3, timeout_s: float = 30.0
+) -> dict[PartitionKey, int]:
+    """``reported`` end offsets, raised to the last offset really there + 1 (see read_until_quiet)."""
+    confirmed = dict(reported)
+    probe = [tp for tp, end in reported.items() if end and end > 0]
+    if not probe:
+        return confirmed
+    reader = consumer(bootstrap, f"segstream-end-offsets-{time.time_ns()}", **{"enable.auto.commit": False})
+    try:
+        reader.assign([TopicPartition(*tp, reported[tp] - 1) for tp in probe])
+        pending: set[tuple[str, int]] = set(probe)
+        quiet_since = time.monotonic()
+        deadline = quiet_since + timeout_s
+        while time.monotonic() < deadline and (pending or time.monotonic() - quiet_since < quiet_s):
+            msg = reader.poll(0.05)
+            if msg is None or msg.error():
+                continue
+            tp = (msg.topic(), msg.partition())
+            pending.discard(tp)
+            confirmed[tp] = max(confirmed[tp], msg.offset() + 1)  # type: ignore[index]
+            quiet_since = time.monotonic()
+        return confirmed
     finally:
         reader.close()
 

@@ -3,19 +3,22 @@
 The Faust agent (stream/app.py) feeds a micro-batch of raw messages through
 :meth:`Pipeline.prepare` (parse, validate, clean; on the event loop, cheap), encodes the review
 texts off the loop, then calls :meth:`Pipeline.apply` with the vectors. ``apply`` returns the new
-user states, the segment-change events and the dead letters for the shell to write.
+user states, the segment-change events, the dead letters and the :class:`ModelUpdate` for the
+model owner. When a new model version arrives, :meth:`Pipeline.sweep` re-assigns a bounded
+number of users (:class:`SweepCursor`). :class:`LocalRun` wires all of it in one process.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from models.clustering import Assignment, StreamingKMeans
-from models.profiles import SegmentProfiles
+from models.clustering import Assignment
+from models.segmentation import ModelUpdate, Segmentation, new_segmentation
 from models.text import clean_text
 from stream.catalogue import CatalogueItem
 from stream.config import Settings
@@ -23,6 +26,9 @@ from stream.records import PARSERS, Behavior, InvalidEvent, Item, Review, dead_l
 from stream.user_state import PendingBehavior, UserState
 
 SECONDS_PER_DAY = 86_400.0
+# Events applied before the model is seeded wait for their user's first segment to count in
+# the profiles; beyond this many they are not counted (only the portraits lose them).
+UNSEEDED_CONTRIBUTIONS_MAX = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +88,9 @@ class BatchResult:
     states: dict[str, UserState] = field(default_factory=dict)
     changes: list[dict[str, Any]] = field(default_factory=list)
     dead_letters: list[tuple[bytes | None, dict[str, Any]]] = field(default_factory=list)
+    update: ModelUpdate | None = None  # for the model owner; None when nothing changed
     applied: int = 0
     duplicates: int = 0
-    model_changed: bool = False
 
 
 def catalogue_text(message: Message) -> tuple[Item, str]:
@@ -105,14 +111,16 @@ class Pipeline:
     def __init__(
         self,
         settings: Settings,
-        model: StreamingKMeans,
-        profiles: SegmentProfiles | None = None,
-        mode: str = "live",
+        segmentation: Segmentation,
+        replay_until: Mapping[tuple[str, int], int] | None = None,
     ) -> None:
+        """``segmentation`` is this worker's copy of the published model (it assigns with it;
+        the owner writes). Events below ``replay_until[(topic, partition)]`` are replayed."""
         self.settings = settings
-        self.model = model
-        self.profiles = profiles
-        self.mode = mode
+        self.segmentation = segmentation
+        self.replay_until = dict(replay_until or {})
+        self.unseeded: dict[str, list[Contribution]] = {}  # events of users without a segment yet
+        self.unseeded_held = 0
         self.half_life_s = settings.half_life_days * SECONDS_PER_DAY
         self.horizon_s = settings.dedup_horizon_days * SECONDS_PER_DAY
         self.weights = settings.action_weights
@@ -158,7 +166,6 @@ class Pipeline:
         the applied events in their segments' profiles."""
         result = BatchResult(dead_letters=list(prepared.dead_letters))
         contributions: list[Contribution] = []
-        before: dict[str, int | None] = {}  # each user's segment before this batch
         last_source: dict[str, tuple[str, int, int]] = {}
         for parsed in prepared.events:
             event, message = parsed.event, parsed.message
@@ -166,7 +173,6 @@ class Pipeline:
             if state is None:
                 state = load_state(event.user_id) or UserState(event.user_id)
                 result.states[event.user_id] = state
-                before[event.user_id] = state.segment
             if state.already_applied(event.event_id, *message.source):
                 result.duplicates += 1
                 continue
@@ -195,21 +201,29 @@ class Pipeline:
                     PendingBehavior(event.event_id, event.item_id, event.action, event.ts, message.source)
                 )
             self._apply_pending(state, catalogue, result, contributions)
-        self._update_model(result, before, last_source, load_state)
-        self._count_in_profiles(result, contributions)
+        update = self.segmentation.new_update(self.settings)
+        self._assign_moved(result, last_source, update)
+        self._count_in_profiles(result, contributions, update)
+        result.update = update if update else None
         return result
 
-    def _count_in_profiles(self, result: BatchResult, contributions: list[Contribution]) -> None:
-        if self.profiles is None:
-            return
+    def mode_of(self, source: tuple[str, int, int] | None) -> str:
+        """"replay" for an event below the replay's end offsets, else "live"."""
+        if source is None:
+            return "live"
+        until = self.replay_until.get((source[0], source[1]))
+        return "replay" if until is not None and source[2] < until else "live"
+
+    def _count_in_profiles(self, result: BatchResult, contributions: list[Contribution], update: ModelUpdate) -> None:
+        """Count each applied event in its user's segment; before the model is seeded, hold
+        it (in memory, bounded) until a sweep gives the user a segment."""
         for c in contributions:
             segment = result.states[c.user_id].segment
-            if segment is None:
-                continue
-            if c.item is None:
-                self.profiles.add_review(segment, c.text, c.ts)
-            else:
-                self.profiles.add_action(segment, c.item_id, c.item.categories, c.action, c.weight, c.ts)
+            if segment is not None:
+                _count(update, segment, c)
+            elif self.unseeded_held < UNSEEDED_CONTRIBUTIONS_MAX:
+                self.unseeded.setdefault(c.user_id, []).append(c)
+                self.unseeded_held += 1
 
     def _apply_pending(
         self,
@@ -250,38 +264,52 @@ class Pipeline:
             result.dead_letters.append((state.user_id.encode(), record))
         state.pending = still_pending[max(overflow, 0) :]
 
-    def _update_model(
-        self,
-        result: BatchResult,
-        before: dict[str, int | None],
-        last_source: dict[str, tuple[str, int, int]],
-        load_state: Callable[[str], UserState | None],
+    def _assign_moved(
+        self, result: BatchResult, last_source: dict[str, tuple[str, int, int]], update: ModelUpdate
     ) -> None:
-        """Move users in the model and assign them; seed or refresh when due, and sweep the
-        users whose segment a seed or refresh changed."""
-        model = self.model
-        vectors = {u: result.states[u].vector for u in last_source}
-        moved = [(u, src) for u, src in last_source.items() if vectors[u] is not None]
-        if not moved:
-            return
-        model.version += 1
-        result.model_changed = True
-        for user_id, source in moved:
+        """Assign every user whose vector changed with this worker's model version, and record
+        the vectors for the owner (which seeds from them while the model is unseeded)."""
+        model = self.segmentation.model
+        for user_id, source in last_source.items():
             state = result.states[user_id]
-            assignment = model.observe(user_id, before[user_id], vectors[user_id])
-            if assignment is not None:
-                self._assign(state, assignment, "event", source, result)
-        if model.ready_to_seed():
-            swept = model.seed()
-        elif model.needs_refresh():
-            swept = model.refresh()
-        else:
-            return
-        for user_id, assignment in swept.items():
-            state = result.states.get(user_id) or load_state(user_id)
-            if state is not None:
-                result.states[user_id] = state
-                self._assign(state, assignment, "model_update", last_source.get(user_id), result)
+            vector = state.vector
+            if vector is None:
+                continue
+            if not model.seeded:
+                update.stats.observe(user_id, vector, None)
+                continue
+            assignment = model.assign(vector, state.segment)
+            update.stats.observe(user_id, vector, assignment.segment)
+            update.stats.move(state.segment, assignment.segment)
+            self._assign(state, assignment, "event", source, result, self.mode_of(source))
+
+    def sweep(self, states: Iterable[UserState], mode: str = "live", final: bool = False) -> BatchResult:
+        """Re-assign users after a new model version: states whose segment changes, their
+        change events (reason ``model_update``) and the size moves for the owner.
+
+        ``final``: the membership after a replay that suppressed change events: no hysteresis
+        (so the result depends only on the users' vectors and the centroids) and an event
+        (reason ``replay``) for every user with a segment.
+        """
+        result = BatchResult()
+        model = self.segmentation.model
+        if not model.seeded:
+            return result
+        update = self.segmentation.new_update(self.settings)
+        for state in states:
+            vector = state.vector
+            if vector is None:
+                continue
+            assignment = model.assign(vector, state.segment, hysteresis=not final)
+            if assignment.segment == state.segment and not final:
+                continue
+            update.stats.move(state.segment, assignment.segment)
+            for held in self.unseeded.pop(state.user_id, ()):
+                _count(update, assignment.segment, held)
+            result.states[state.user_id] = state
+            self._assign(state, assignment, "replay" if final else "model_update", None, result, mode, always=final)
+        result.update = update if update else None
+        return result
 
     def _assign(
         self,
@@ -290,25 +318,104 @@ class Pipeline:
         reason: str,
         source: tuple[str, int, int] | None,
         result: BatchResult,
+        mode: str,
+        always: bool = False,
     ) -> None:
         previous = state.segment
         state.segment = assignment.segment
         state.distance = assignment.distance
-        state.model_version = self.model.version
-        if previous == assignment.segment:
+        state.model_version = self.segmentation.version
+        if previous == assignment.segment and not always:
             return
         result.changes.append(
             {
                 "user_id": state.user_id,
                 "previous_segment": previous,
                 "segment": assignment.segment,
-                "model_version": self.model.version,
+                "model_version": self.segmentation.version,
                 "distance": round(assignment.distance, 6),
                 "reason": reason,
-                "mode": self.mode,
+                "mode": mode,
                 "source": None
                 if source is None
                 else {"topic": source[0], "partition": source[1], "offset": source[2]},
                 "ts": now_iso(),
             }
         )
+
+
+def _count(update: ModelUpdate, segment: int, c: Contribution) -> None:
+    if c.item is None:
+        update.profiles.add_review(segment, c.text, c.ts)
+    else:
+        update.profiles.add_action(segment, c.item_id, c.item.categories, c.action, c.weight, c.ts)
+
+
+class SweepCursor:
+    """Round robin over the users a worker holds, at most ``per_version`` per model version:
+    every user is re-assigned within a bounded number of versions, at bounded cost each."""
+
+    def __init__(self, per_version: int) -> None:
+        self.per_version = per_version
+        self.queue: deque[Hashable] = deque()
+
+    def next(self, all_keys: Callable[[], Iterable[Hashable]]) -> list[Hashable]:
+        """The next keys to sweep; ``all_keys`` is listed again when a round is over."""
+        if not self.queue:
+            self.queue.extend(all_keys())
+        n = min(self.per_version, len(self.queue))
+        return [self.queue.popleft() for _ in range(n)]
+
+
+class LocalRun:
+    """One worker and its model owner in one process over dict tables, in batch order: the
+    deployment's code path minus Kafka and timing (evaluate, tests, benchmarks)."""
+
+    def __init__(
+        self, settings: Settings, dim: int, catalogue: Callable[[str], CatalogueItem | None]
+    ) -> None:
+        self.settings = settings
+        self.owner = new_segmentation(settings, dim)
+        self.pipeline = Pipeline(settings, new_segmentation(settings, dim))
+        self.catalogue = catalogue
+        self.table: dict[str, bytes] = {}  # the users table: rows as the Faust table stores them
+        self.updates_offset = 0
+        self.cursor = SweepCursor(settings.sweep_users)
+
+    @property
+    def segmentation(self) -> Segmentation:
+        return self.owner
+
+    def load_state(self, user_id: str) -> UserState | None:
+        stored = self.table.get(user_id)
+        return None if stored is None else UserState.from_bytes(stored)
+
+    def batch(self, messages: list[Message], vectors: np.ndarray | None = None) -> BatchResult:
+        """Apply one batch (``vectors``: its review texts encoded), let the owner fold the
+        update in, publish, and sweep when the version moved; returns everything emitted."""
+        prepared = self.pipeline.prepare(messages)
+        if vectors is None:
+            vectors = np.zeros((0, self.owner.model.dim), dtype=np.float32)
+        result = self.pipeline.apply(prepared, vectors, self.load_state, self.catalogue)
+        self._write(result)
+        self._send(result.update, result)
+        return result
+
+    def _write(self, result: BatchResult) -> None:
+        for user_id, state in result.states.items():
+            self.table[user_id] = state.to_bytes()
+
+    def _send(self, update: ModelUpdate | None, result: BatchResult) -> None:
+        """The update goes to the owner; a new version is published and adopted as over Kafka
+        (a serialised copy), and the worker sweeps; sweep changes join ``result``'s."""
+        if update is None:
+            return
+        self.owner.apply(update, self.updates_offset)
+        self.updates_offset += 1
+        published = new_segmentation(self.settings, self.owner.model.dim).restore(self.owner.to_bytes())
+        if self.pipeline.segmentation.adopt(published):
+            keys = self.cursor.next(lambda: list(self.table))
+            swept = self.pipeline.sweep(s for s in map(self.load_state, keys) if s is not None)  # type: ignore[arg-type]
+            self._write(swept)
+            result.changes.extend(swept.changes)
+            self._send(swept.update, result)

@@ -1,8 +1,9 @@
-"""Streaming k-means: seeding, mini-batch steps, refreshes with stable ids, hysteresis."""
+"""Streaming k-means with one writer: seeding, mini-batch steps, refreshes with stable ids,
+hysteresis, rebuilds, and the statistics workers send the owner."""
 
 import numpy as np
 
-from models.clustering import StreamingKMeans, match_ids, nearest
+from models.clustering import CentroidStats, StreamingKMeans, match_ids, nearest, nearest_all
 
 
 def blobs(rng, n_per, centers, spread=0.05):
@@ -11,22 +12,61 @@ def blobs(rng, n_per, centers, spread=0.05):
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def model_on(x, k, **kw) -> StreamingKMeans:
-    model = StreamingKMeans(k=k, dim=x.shape[1], seed_users=len(x), **kw)
-    for i, v in enumerate(x):
-        model.observe(f"u{i}", None, v)
-    return model
+class World:
+    """Users as a worker holds them, and the owner's model: each step is one worker batch
+    (assign with the current version, send statistics) followed by a sweep of every user when
+    the version moved, as the workers do."""
+
+    def __init__(self, model: StreamingKMeans) -> None:
+        self.model = model
+        self.vectors: dict[str, np.ndarray] = {}
+        self.segment: dict[str, int | None] = {}
+
+    def batch(self, updates: dict[str, np.ndarray]) -> None:
+        stats = self.model.stats()
+        for user, vector in updates.items():
+            self.vectors[user] = vector
+            current = self.segment.get(user)
+            new = self.model.assign(vector, current).segment if self.model.seeded else None
+            stats.observe(user, vector, new)
+            stats.move(current, new)
+            self.segment[user] = new
+        self._send(stats)
+
+    def _send(self, stats: CentroidStats) -> None:
+        if not self.model.apply(stats):
+            return
+        moves = self.model.stats()
+        for user, vector in self.vectors.items():
+            new = self.model.assign(vector, self.segment[user]).segment
+            moves.move(self.segment[user], new)
+            self.segment[user] = new
+        self._send(moves)
 
 
-def test_seeding_recovers_well_separated_groups():
+def world_on(x, k, **kw) -> World:
+    world = World(StreamingKMeans(k=k, dim=x.shape[1], seed_users=len(x), **kw))
+    world.batch({f"u{i}": v for i, v in enumerate(x)})
+    return world
+
+
+def test_seeding_recovers_well_separated_groups_and_sizes_follow_the_sweep():
     rng = np.random.default_rng(1)
     x = blobs(rng, 20, np.eye(4, 16) * 5)
-    model = model_on(x, 4)
-    assert model.ready_to_seed()
-    seg = model.seed()
-    groups = [{seg[f"u{i}"].segment for i in range(g * 20, g * 20 + 20)} for g in range(4)]
+    world = world_on(x, 4)
+    model = world.model
+    assert model.seeded and model.version == 1 and model.events[-1]["event"] == "seed"
+    groups = [{world.segment[f"u{i}"] for i in range(g * 20, g * 20 + 20)} for g in range(4)]
     assert all(len(g) == 1 for g in groups) and len(set().union(*groups)) == 4
-    assert model.sizes.sum() == 80 and model.events[-1]["event"] == "seed"
+    assert model.sizes.tolist() == [20, 20, 20, 20]
+
+
+def test_segment_moves_alone_make_no_new_version():
+    model = StreamingKMeans(k=2, dim=2, seed_users=2)
+    model.centroids = np.eye(2)
+    stats = model.stats()
+    stats.move(None, 1)
+    assert not model.apply(stats) and model.version == 0 and model.sizes.tolist() == [0, 1]
 
 
 def test_hysteresis_keeps_borderline_users():
@@ -48,63 +88,102 @@ def test_match_ids_undoes_a_permutation():
 def test_refresh_keeps_ids_of_unchanged_users_and_reseeds_an_empty_segment():
     rng = np.random.default_rng(3)
     x = blobs(rng, 30, np.eye(3, 8) * 4)
-    model = model_on(x, 3, refresh_every=100)
-    before = {u: a.segment for u, a in model.seed().items()}
-    # Every user of one segment takes up the taste of another: their segment empties.
+    world = world_on(x, 3, refresh_every=100)
+    before = dict(world.segment)
+    # Every user of one segment takes up the taste of another: their segment empties, and a
+    # refresh (due ten times sooner with an empty segment) re-seeds it at once.
     lost = before["u0"]
     new_taste = blobs(rng, 30, [np.eye(3, 8)[1] * 4])
-    for i in range(30):
-        model.observe(f"u{i}", before[f"u{i}"], new_taste[i])
-    assert model.sizes[lost] == 0 and model.needs_refresh()
-    changed = model.refresh()
-    after = dict(model.assigned)
-    unchanged = [f"u{i}" for i in range(60, 90)]
-    assert all(before[u] == after[u] for u in unchanged)
-    assert sorted(model.sizes.tolist())[0] > 0
-    assert changed and set(changed) <= {f"u{i}" for i in range(60)}  # only the crowded region splits
-    assert model.events[-1]["event"] == "refresh" and model.events[-1]["reseeded_empty"] == [lost]
+    world.batch({f"u{i}": new_taste[i] for i in range(30)})
+    refresh = world.model.events[-1]
+    assert refresh["event"] == "refresh" and refresh["reseeded_empty"] == [lost]
+    assert all(before[f"u{i}"] == world.segment[f"u{i}"] for i in range(60, 90))
+    assert min(world.model.sizes) > 0  # the crowded region split into the re-seeded segment
+    assert {world.segment[f"u{i}"] for i in range(60)} >= {lost}
+
+
+def test_a_batch_step_equals_single_steps_without_forgetting():
+    rng = np.random.default_rng(7)
+    start = rng.standard_normal((2, 4))
+    xs = rng.standard_normal((5, 4))
+    one, many = (StreamingKMeans(k=2, dim=4, seed_users=2, half_life_updates=1e18) for _ in range(2))
+    for model in (one, many):
+        model.centroids, model.weights = start.copy(), np.array([3.0, 1.0])
+    batch = one.stats()
+    for n, x in enumerate(xs):
+        batch.observe(f"u{n}", x, 0)
+        single = many.stats()
+        single.observe(f"u{n}", x, 0)
+        many.apply(single)
+    one.apply(batch)
+    np.testing.assert_allclose(one.centroids, many.centroids)
+    np.testing.assert_allclose(one.centroids[0], (3 * start[0] + xs.sum(axis=0)) / 8)
 
 
 def test_forgetting_lets_a_centroid_follow_drift():
     rng = np.random.default_rng(4)
     x = blobs(rng, 20, np.eye(2, 6) * 4)
-    model = model_on(x, 2, half_life_updates=20, refresh_every=10_000)
-    seg = model.seed()["u0"].segment
-    target = np.eye(6)[0] * 0.6 + np.eye(6)[2] * 0.8
-    for n in range(200):
-        model.observe(f"d{n % 5}", seg, target.astype(np.float32))
-    assert np.linalg.norm(model.centroids[seg] - target) < 0.05
+    world = world_on(x, 2, half_life_updates=20, refresh_every=10_000)
+    target = (np.eye(6)[0] * 0.6 + np.eye(6)[2] * 0.8).astype(np.float32)
+    seg = world.model.assign(target).segment
+    for _ in range(40):
+        world.batch({f"d{n}": target for n in range(5)})
+    assert np.linalg.norm(world.model.centroids[seg] - target) < 0.05
 
 
-def test_persistence_roundtrip():
+def test_statistics_and_model_roundtrip():
     rng = np.random.default_rng(5)
     x = blobs(rng, 10, np.eye(2, 4))
-    unseeded = model_on(x[:5], 2)
-    unseeded.seed_users = 100
-    back = StreamingKMeans(k=2, dim=4, seed_users=100).restore(unseeded.to_bytes())
-    assert not back.seeded and list(back.reservoir) == list(unseeded.reservoir)
-    model = model_on(x, 2)
-    model.seed()
-    model.version = 7
-    again = StreamingKMeans(k=2, dim=4, seed_users=20).restore(model.to_bytes())
-    np.testing.assert_array_equal(again.centroids, model.centroids)
-    assert again.sizes.tolist() == model.sizes.tolist() and again.version == 7 and again.events == model.events
+    stats = CentroidStats(2, 4, version=3)
+    stats.observe("a", x[0], 1)
+    stats.observe("b", x[1], None)
+    stats.move(0, 1)
+    back = CentroidStats.from_doc(stats.to_doc())
+    np.testing.assert_array_equal(back.sums, stats.sums)
+    assert back.counts.tolist() == [0, 1] and back.size_delta.tolist() == [-1, 1] and back.version == 3
+    assert back.users["b"][0] == -1 and np.allclose(back.users["a"][1], x[0], atol=1e-3)  # float16
+
+    unseeded = StreamingKMeans(k=2, dim=4, seed_users=100)
+    unseeded.apply(stats)
+    again = StreamingKMeans(k=2, dim=4, seed_users=100).restore(unseeded.to_doc())
+    assert not again.seeded and list(again.reservoir) == ["a", "b"] and again.assigned == {"a": 1}
+    model = world_on(x, 2).model
+    model.updates_offset = 41
+    copy = StreamingKMeans(k=2, dim=4, seed_users=20).restore(model.to_doc())
+    np.testing.assert_array_equal(copy.centroids, model.centroids)
+    assert (copy.sizes.tolist(), copy.version, copy.updates_offset, copy.events) == (
+        model.sizes.tolist(), model.version, 41, model.events
+    )
 
 
 def test_unchanged_users_keep_their_ids_across_many_refreshes():
     rng = np.random.default_rng(6)
     x = blobs(rng, 100, rng.standard_normal((5, 32)) * 2, spread=0.4)
-    model = model_on(x, 5, refresh_every=100)
-    first = {u: a.segment for u, a in model.seed().items()}
+    world = world_on(x, 5, refresh_every=100)
+    first = dict(world.segment)
     movers = [f"u{i}" for i in range(0, 500, 5)]  # a fifth of the users keep changing taste
-    segment = dict(first)
-    for step in range(1500):
-        user = movers[step % len(movers)]
-        a = model.observe(user, segment[user], x[rng.integers(500)])
-        segment[user] = a.segment
-        if model.needs_refresh():
-            segment.update({u: c.segment for u, c in model.refresh().items()})
-    refreshes = sum(e["event"] == "refresh" for e in model.events)
+    for step in range(0, 1500, 10):
+        world.batch({movers[(step + j) % len(movers)]: x[rng.integers(500)] for j in range(10)})
+    refreshes = sum(e["event"] == "refresh" for e in world.model.events)
     still = [u for u in first if u not in movers]
-    kept = sum(first[u] == segment[u] for u in still) / len(still)
+    kept = sum(first[u] == world.segment[u] for u in still) / len(still)
     assert refreshes >= 10 and kept >= 0.99, (refreshes, kept)
+
+
+def test_a_canonical_rebuild_depends_only_on_the_users_vectors():
+    rng = np.random.default_rng(8)
+    x = blobs(rng, 40, rng.standard_normal((4, 16)) * 2, spread=0.3)
+    results = []
+    for order in (np.arange(len(x)), rng.permutation(len(x))):
+        model = StreamingKMeans(k=4, dim=16, seed_users=50, refresh_every=30)
+        world = World(model)
+        for begin in range(0, len(x), 16):  # another batching and order each time
+            world.batch({f"u{i}": x[i] for i in order[begin : begin + 16]})
+        final = model.stats()
+        final.rebuild = "canonical"
+        model.apply(final)
+        assert model.events[-1]["event"] == "rebuild" and model.rebuilt_version == model.version
+        results.append(model.centroids.copy())
+    np.testing.assert_allclose(results[0], results[1], atol=1e-6)
+    sizes = np.bincount(nearest_all(results[0], x.astype(np.float64)), minlength=4)
+    assert list(sizes) == sorted(sizes, reverse=True)  # ids numbered by size

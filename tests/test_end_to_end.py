@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 from jsonschema import Draft202012Validator
-from kafka_io import drain, produce, read
+from kafka_io import drain, eventually, produce, read
 
 from stream import movielens
 from stream.bbc import articles
@@ -76,7 +76,10 @@ def test_events_in_segment_changes_out(settings_for, start_worker):
     status, user = worker.get("/users/tech-reader-1")
     assert status == 200
     assert user["segment"] == latest["tech-reader-1"]["segment"] and user["reviews"] == 4
-    status, segments = worker.get("/segments")
+    # Sizes reach the worker's copy once the owner has applied the sweeps' moves and published.
+    status, segments = eventually(
+        lambda: worker.get("/segments"), lambda r: sum(s["size"] for s in r[1]["segments"]) == len(label_of)
+    )
     assert status == 200 and sum(s["size"] for s in segments["segments"]) == len(label_of)
     assert segments["model_version"] >= max(c["model_version"] for _, c in changes)
     assert worker.get("/users/nobody")[0] == 404
@@ -104,7 +107,7 @@ def test_behaviour_on_items_and_unknown_items_are_held(settings_for, start_worke
         + [("bob", behavior("bob", 99, "not-yet-in-catalogue", "cart"))],
     )
     worker.wait_until(lambda h: h["counters"]["applied"] == 11, 60, "the behaviours")
-    status, bob = worker.get("/users/bob")
+    bob = eventually(lambda: worker.get("/users/bob")[1], lambda b: b["segment"] is not None)
     assert bob["actions"] == {"view": 5, "cart": 1} and bob["pending_unknown_items"] == 1
     assert bob["segment"] is not None
 

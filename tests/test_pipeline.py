@@ -6,11 +6,9 @@ import json
 
 import numpy as np
 
-from models.clustering import new_model
-from models.profiles import SegmentProfiles
 from stream.catalogue import CatalogueItem
 from stream.config import load_settings
-from stream.pipeline import Message, Pipeline
+from stream.pipeline import LocalRun, Message
 from stream.user_state import UserState
 
 DAY_MS = 86_400_000
@@ -27,13 +25,10 @@ def behavior(user: str, n: int, item: str, ts_ms: int = 1_000 * DAY_MS) -> dict:
 
 
 class Harness:
-    """The pipeline plus dicts standing in for the tables."""
+    """One worker and its model owner in one process (LocalRun), with a small catalogue."""
 
     def __init__(self, k: int = 2, seed_users: int = 4, **settings: object) -> None:
         self.settings = load_settings(env={}, k=k, seed_users=seed_users, **settings)
-        self.model = new_model(self.settings, dim=3)
-        self.pipeline = Pipeline(self.settings, self.model)
-        self.users: dict[str, bytes] = {}
         unit = lambda *xs: (np.asarray(xs, dtype=np.float32) / np.linalg.norm(xs)).astype(np.float32)  # noqa: E731
         self.items = {
             "a1": CatalogueItem(unit(1, 0, 0), ("Action",)),
@@ -41,38 +36,35 @@ class Harness:
             "b1": CatalogueItem(unit(0, 0, 1), ("Romance",)),
             "b2": CatalogueItem(unit(0, 0.1, 0.9), ("Romance", "Comedy")),
         }
-        self.profiles = SegmentProfiles(k, half_life_s=self.settings.half_life_days * 86_400)
-        self.pipeline.profiles = self.profiles
+        self.local = LocalRun(self.settings, 3, self.items.get)
+
+    @property
+    def model(self):
+        return self.local.owner.model
+
+    @property
+    def profiles(self):
+        return self.local.owner.profiles
 
     def run(self, messages: list[Message]):
-        prepared = self.pipeline.prepare(messages)
-        assert not prepared.texts
-        result = self.pipeline.apply(
-            prepared,
-            np.zeros((0, 3), dtype=np.float32),
-            lambda u: UserState.from_bytes(self.users[u]) if u in self.users else None,
-            self.items.get,
-        )
-        for user, state in result.states.items():
-            self.users[user] = state.to_bytes()
-        return result
+        return self.local.batch(messages)
 
     def state(self, user: str) -> UserState:
-        return UserState.from_bytes(self.users[user])
+        return UserState.from_bytes(self.local.table[user])
 
 
 def test_seeding_assigns_buffered_users_then_events_move_users():
     h = Harness()
     topic = h.settings.topic_behaviors
     first = h.run([msg(topic, 0, behavior("u1", 0, "a1")), msg(topic, 1, behavior("u2", 0, "a2"))])
-    assert first.changes == [] and not h.model.seeded and h.model.version == 1
+    assert first.changes == [] and not h.model.seeded and h.model.version == 0
     second = h.run([msg(topic, 2, behavior("u3", 0, "b1")), msg(topic, 3, behavior("u4", 0, "b2"))])
-    assert h.model.seeded and h.model.version == 2
+    assert h.model.seeded and h.model.version == 1
     assert {c["user_id"] for c in second.changes} == {"u1", "u2", "u3", "u4"}
     assert all(c["reason"] == "model_update" and c["previous_segment"] is None for c in second.changes)
     seg = {c["user_id"]: c["segment"] for c in second.changes}
     assert seg["u1"] == seg["u2"] != seg["u3"] == seg["u4"]
-    assert h.state("u1").segment == seg["u1"] and h.state("u1").model_version == 2
+    assert h.state("u1").segment == seg["u1"] and h.state("u1").model_version == 1
 
     # u1 now buys b-items for a long time: the decayed embedding turns, u1 changes segment.
     later = [msg(topic, 4 + n, behavior("u1", 1 + n, "b1", ts_ms=(1_100 + n) * DAY_MS)) for n in range(3)]
@@ -147,7 +139,9 @@ def test_applied_events_count_in_the_profile_of_their_users_segment():
     topic = h.settings.topic_behaviors
     users = [("u1", "a1"), ("u2", "a2"), ("u3", "b1"), ("u4", "b2")]
     h.run([msg(topic, n, behavior(u, 0, item)) for n, (u, item) in enumerate(users)])
-    h.run([msg(topic, 10, behavior("u1", 5, "a2", ts_ms=1_001 * DAY_MS))])
+    # Events applied before the model is seeded count once a sweep gives their user a segment.
+    viewed = {**behavior("u1", 6, "a1", ts_ms=1_001 * DAY_MS), "action": "view"}
+    h.run([msg(topic, 10, behavior("u1", 5, "a2", ts_ms=1_001 * DAY_MS)), msg(topic, 11, viewed)])
     action_segment = h.state("u1").segment
     profile = h.profiles.profile(action_segment)
     assert profile["top_categories"][0]["category"] == "Action"

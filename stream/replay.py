@@ -1,0 +1,135 @@
+"""Replay and backfill: where to start, moving the worker group there, and knowing when it is done.
+
+``segstream replay`` picks start offsets for every input partition (the beginning, the first
+record at or after a *broker* timestamp, or explicit offsets), commits them for the worker
+group (the workers of that group must be stopped: Kafka refuses a commit from outside a live
+group), records the end offsets as the replay's end, and runs a worker that labels events
+below the end ``"mode": "replay"`` and goes on live after. Exactly-once per user makes a
+replay on top of the current state safe: events already applied are recognised and skipped.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import TopicPartition
+
+from stream.config import Settings
+from stream.kafka import confirmed_end_offsets, consumer
+
+Partition = tuple[str, int]
+
+
+def parse_offsets(spec: str) -> dict[Partition, int]:
+    """``topic:partition:offset[,...]`` as given on the command line."""
+    offsets: dict[Partition, int] = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        topic, partition, offset = part.rsplit(":", 2)
+        offsets[(topic, int(partition))] = int(offset)
+    return offsets
+
+
+def plan_offsets(
+    settings: Settings, from_timestamp_ms: int | None = None, explicit: dict[Partition, int] | None = None
+) -> tuple[dict[Partition, int], dict[Partition, int]]:
+    """(start, end) offsets of every input partition. Start: the beginning, the first record
+    whose broker timestamp is >= ``from_timestamp_ms`` (the end where none is), or the
+    ``explicit`` offsets (other partitions from their beginning). End: the confirmed end."""
+    probe = consumer(settings.bootstrap, f"segstream-replay-{time.time_ns()}", **{"enable.auto.commit": False})
+    try:
+        partitions: list[Partition] = []
+        for topic in settings.input_topics:
+            meta = probe.list_topics(topic, timeout=10).topics[topic]
+            partitions += [(topic, p) for p in sorted(meta.partitions)]
+        low_high = {tp: probe.get_watermark_offsets(TopicPartition(*tp), timeout=10) for tp in partitions}
+        start = {tp: low for tp, (low, _) in low_high.items()}
+        if from_timestamp_ms is not None:
+            found = probe.offsets_for_times([TopicPartition(t, p, from_timestamp_ms) for t, p in partitions], timeout=10)
+            for tp in found:
+                start[(tp.topic, tp.partition)] = tp.offset if tp.offset >= 0 else low_high[(tp.topic, tp.partition)][1]
+        unknown = set(explicit or {}) - set(partitions)
+        if unknown:
+            raise SystemExit(f"not input partitions of this deployment: {sorted(unknown)}")
+        start.update(explicit or {})
+    finally:
+        probe.close()
+    reported = {tp: high for tp, (_, high) in low_high.items()}
+    return start, dict(confirmed_end_offsets(settings.bootstrap, reported))
+
+
+def move_group(settings: Settings, start: dict[Partition, int]) -> None:
+    """Commit ``start`` as the worker group's offsets, so the next worker begins there."""
+    committer = consumer(settings.bootstrap, settings.app_id, **{"enable.auto.commit": False})
+    try:
+        committer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in start.items()], asynchronous=False)
+    except Exception as exc:  # confluent_kafka.KafkaException, with the broker's reason
+        raise SystemExit(
+            f"could not move consumer group {settings.app_id!r} to the replay's start ({exc}); "
+            "stop the workers of this group first"
+        ) from exc
+    finally:
+        committer.close()
+
+
+@dataclass
+class ReplayTracker:
+    """A worker's view of a replay: which events are replayed, progress, and whether it is over.
+
+    ``suppress``: no change events while replaying; once caught up the worker asks the owner
+    for a deterministic rebuild and publishes every user's final segment to the membership
+    topic (``rebuild``: "canonical" ids for a fresh deployment, "matched" to the current ones
+    on top of existing state).
+    """
+
+    start: dict[Partition, int]
+    until: dict[Partition, int]
+    suppress: bool = False
+    rebuild: str = "matched"
+    positions: dict[Partition, int] = field(default_factory=dict)  # next offset to process
+    started: float = field(default_factory=time.monotonic)
+    caught_up_after_s: float | None = None
+    rebuild_requested_at: int | None = None  # model version when the rebuild was asked for
+    finished: bool = False  # caught up (and, with suppress, the final membership published)
+
+    @property
+    def total(self) -> int:
+        return sum(max(0, end - self.start.get(tp, 0)) for tp, end in self.until.items())
+
+    def remaining(self) -> int:
+        return sum(max(0, end - self.positions.get(tp, self.start.get(tp, 0))) for tp, end in self.until.items())
+
+    def observe(self, topic: str, partition: int, offset: int) -> None:
+        tp = (topic, partition)
+        self.positions[tp] = max(self.positions.get(tp, 0), offset + 1)
+        if self.caught_up_after_s is None and self.remaining() == 0:
+            self.caught_up_after_s = time.monotonic() - self.started
+
+    @property
+    def caught_up(self) -> bool:
+        if self.caught_up_after_s is None and self.remaining() == 0:
+            self.caught_up_after_s = time.monotonic() - self.started
+        return self.caught_up_after_s is not None
+
+    @property
+    def active(self) -> bool:
+        """Events and sweeps are labelled ``replay`` (and suppressed) until this is False."""
+        return not self.finished
+
+    def progress(self) -> dict[str, Any]:
+        elapsed = (self.caught_up_after_s if self.caught_up_after_s is not None else time.monotonic() - self.started)
+        done = self.total - self.remaining()
+        rate = done / elapsed if elapsed > 0 else 0.0
+        left = self.remaining()
+        return {
+            "events": self.total,
+            "done": done,
+            "lag": left,
+            "events_per_s": round(rate, 1),
+            "eta_s": round(left / rate, 1) if rate > 0 else None,
+            "elapsed_s": round(elapsed, 1),
+            "caught_up": self.caught_up,
+            "finished": self.finished,
+            "suppress_changes": self.suppress,
+        }
