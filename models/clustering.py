@@ -212,10 +212,17 @@ class StreamingKMeans:
         the nearest was just re-seeded (or ``hysteresis`` is off)."""
         if self.centroids is None:
             raise RuntimeError("model not seeded yet")
-        closest = nearest(self.centroids, vector)
-        if not hysteresis or closest.segment in self.reseeded:
-            return closest
-        return nearest(self.centroids, vector, current, self.margin)
+        d = distances(self.centroids, vector)
+        best = int(np.argmin(d))
+        if (
+            hysteresis
+            and best not in self.reseeded
+            and current is not None
+            and 0 <= current < len(d)
+            and d[current] - d[best] <= self.margin
+        ):
+            best = current
+        return Assignment(best, float(d[best]))
 
     def stats(self) -> CentroidStats:
         """Empty statistics for a worker batch assigned with this version."""
