@@ -164,8 +164,7 @@ def create_app(
             if replay is not None and replay.suppress and change["mode"] == "replay" and change["reason"] != "replay":
                 continue
             key, value = change["user_id"].encode(), json.dumps(change).encode()
-            if change["reason"] != "replay":
-                await changes_topic.send(key=key, value=value)
+            await changes_topic.send(key=key, value=value)
             await membership_topic.send(key=key, value=value)
             counters.changes += 1
         for key, record in result.dead_letters:

@@ -1,8 +1,10 @@
-"""``segstream`` command line: broker, worker, load, watch, demo, model export, bench, config."""
+"""``segstream`` command line: broker, worker, replay, load, watch, demo, evaluate, model export, bench, config."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import datetime
 import json
 import logging
 import os
@@ -10,8 +12,12 @@ import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stream.config import Settings, describe, load_settings
+
+if TYPE_CHECKING:
+    from stream.replay import ReplayTracker
 
 SETTINGS_FLAGS = {
     "bootstrap": "Kafka bootstrap HOST:PORT",
@@ -50,22 +56,60 @@ def cmd_broker(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return _run_worker(settings, args.loglevel)
+
+
+def _run_worker(settings: Settings, loglevel: str, replay: ReplayTracker | None = None) -> int:
     from models.encoder import encoder_for
     from stream.app import create_app, load_segmentation
     from stream.kafka import ensure_topics
 
-    settings = _settings(args)
-    logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ensure_topics(settings)
     encoder = encoder_for(settings)
     segmentation = load_segmentation(settings, encoder.dim)
-    app = create_app(settings, encoder, segmentation)
+    app = create_app(settings, encoder, segmentation, replay)
     sys.argv = [
-        "segstream", "worker", "--loglevel", args.loglevel,
+        "segstream", "worker", "--loglevel", loglevel,
         "--web-host", settings.web_host, "--web-port", str(settings.web_port),
     ]
     app.main()
     return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from stream.kafka import ensure_topics
+    from stream.replay import ReplayTracker, move_group, parse_offsets, plan_offsets
+
+    settings = _settings(args)
+    logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.fresh:
+        app_id = f"{settings.app_id}-replay-{time.strftime('%Y%m%d%H%M%S')}"
+        settings = dataclasses.replace(
+            settings, app_id=app_id, topic_model=f"{app_id}-model", topic_model_updates=f"{app_id}-model-updates"
+        )
+    ensure_topics(settings)
+    timestamp = None if args.from_timestamp is None else _epoch_ms(args.from_timestamp)
+    start, until = plan_offsets(settings, timestamp, parse_offsets(args.offsets) if args.offsets else None)
+    move_group(settings, start)
+    replay = ReplayTracker(start, until, suppress=args.final_membership_only, rebuild="canonical" if args.fresh else "matched")
+    print(
+        f"replaying {replay.total:,} events into app id {settings.app_id!r} "
+        f"(model topic {settings.topic_model!r}); keep these for the live workers",
+        flush=True,
+    )
+    return _run_worker(settings, args.loglevel, replay)
+
+
+def _epoch_ms(text: str) -> int:
+    """Milliseconds since the epoch, or an ISO-8601 time (UTC unless it says otherwise)."""
+    if text.isdigit():
+        return int(text)
+    parsed = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.UTC)
+    return int(parsed.timestamp() * 1000)
 
 
 def cmd_load(args: argparse.Namespace) -> int:
@@ -88,34 +132,34 @@ def cmd_load(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from stream.kafka import consumer
+    from dataclasses import asdict
+    from itertools import islice
 
-    settings = _settings(args)
-    group = f"segstream-watch-{os.getpid()}-{time.time_ns()}"
-    reader = consumer(
-        settings.bootstrap, group,
-        **{"auto.offset.reset": "earliest" if args.from_beginning else "latest", "enable.auto.commit": False},
-    )
-    reader.subscribe([settings.topic_changes])
+    from stream.client import subscribe
+
+    logging.basicConfig(level="WARNING", format="%(levelname)s %(name)s: %(message)s")
     try:
-        while True:
-            msg = reader.poll(0.5)
-            if msg is None or msg.error():
-                continue
-            change = json.loads(msg.value())
-            if args.json:
-                print(json.dumps(change), flush=True)
-            else:
+        subscriber = subscribe(
+            _settings(args), group_id=args.group, from_beginning=args.from_beginning, segments=args.segment,
+            stop_after_idle_s=args.stop_after_idle,
+        )
+    except LookupError as exc:
+        raise SystemExit(f"segstream watch: {exc}") from exc
+    with subscriber:
+        try:
+            for change in islice(subscriber, args.limit):
+                if args.json:
+                    print(json.dumps(asdict(change)), flush=True)
+                    continue
                 print(
-                    f"{change['ts']}  user {change['user_id']:>8}  "
-                    f"{change['previous_segment']!s:>4} -> {change['segment']:<4} "
-                    f"({change['reason']}, model v{change['model_version']}, d={change['distance']:.3f})",
+                    f"{change.ts}  user {change.user_id:>8}  {change.previous_segment!s:>4} -> {change.segment:<4} "
+                    f"({change.reason}, model v{change.model_version}, d={change.distance:.3f})"
+                    + ("  [snapshot]" if change.snapshot else ""),
                     flush=True,
                 )
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        reader.close()
+        except KeyboardInterrupt:
+            pass
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -171,6 +215,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--loglevel", default="info")
     p.set_defaults(func=cmd_worker)
 
+    p = sub.add_parser(
+        "replay",
+        help="re-read the input topics into a fresh or the current state, then go on live (stop this group's workers first)",
+    )
+    _add_settings_flags(p, SETTINGS_FLAGS)
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--from-beginning", action="store_true", help="from the first retained record (the default)")
+    start.add_argument(
+        "--from-timestamp",
+        help="from the first record whose broker timestamp (CreateTime/LogAppendTime, not the event's ts) "
+        "is at or after this: epoch milliseconds or ISO-8601 (UTC unless an offset is given)",
+    )
+    start.add_argument("--offsets", help="TOPIC:PARTITION:OFFSET[,...]; other input partitions start at their beginning")
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="into new state: a new app id (tables) and model topics, named APP_ID-replay-TIMESTAMP; "
+        "without it, on top of the current state (events already applied are skipped)",
+    )
+    p.add_argument(
+        "--final-membership-only",
+        action="store_true",
+        help="no change events while replaying; once caught up, rebuild the model deterministically and "
+        "publish every user's segment to the membership topic",
+    )
+    p.add_argument("--loglevel", default="info")
+    p.set_defaults(func=cmd_replay)
+
     p = sub.add_parser("load", help="publish a sample data set as contract events")
     p.add_argument("dataset", choices=["movielens", "bbc"], help="movielens: catalogue + ratings; bbc: each article one user's review")
     _add_settings_flags(p, ["bootstrap"])
@@ -178,10 +250,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-items", action="store_true", help="do not publish the catalogue")
     p.set_defaults(func=cmd_load)
 
-    p = sub.add_parser("watch", help="print segment changes as they arrive")
+    p = sub.add_parser(
+        "watch",
+        help="print segment changes as they arrive (topics: env SEGSTREAM_TOPIC_CHANGES, SEGSTREAM_TOPIC_MEMBERSHIP)",
+    )
     _add_settings_flags(p, ["bootstrap"])
-    p.add_argument("--from-beginning", action="store_true")
-    p.add_argument("--json", action="store_true", help="one JSON change event per line")
+    p.add_argument(
+        "--from-beginning", action="store_true",
+        help="first every user's current segment (lines marked snapshot), then the changes",
+    )
+    p.add_argument("--json", action="store_true", help="one JSON change event per line, with \"snapshot\": true|false")
+    p.add_argument(
+        "--segment", type=int, action="append", metavar="N",
+        help="only users entering or leaving segment N (repeatable)",
+    )
+    p.add_argument(
+        "--group", metavar="ID",
+        help="consumer group: commit offsets, so a later watch with the same ID resumes where this one stopped",
+    )
+    p.add_argument("--limit", type=int, metavar="N", help="exit after N events")
+    p.add_argument("--stop-after-idle", type=float, metavar="SECONDS", help="exit once nothing arrived for SECONDS")
     p.set_defaults(func=cmd_watch)
 
     p = sub.add_parser("demo", help="broker + worker + MovieLens load + segment summary, in one go")

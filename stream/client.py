@@ -1,0 +1,250 @@
+"""Subscribing to segment changes: everyone's current segment, then every change as it happens.
+
+A subscriber that starts from the beginning records the end offsets of the changes topic, reads
+the compacted membership topic (each user's latest change event) as a snapshot, then follows the
+changes topic from the recorded offsets, so no change made meanwhile is missed. Changes the
+snapshot already held may come again: for each user, the latest event wins.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from confluent_kafka import KafkaException, Message, TopicPartition
+
+from stream.config import Settings
+from stream.kafka import confirmed_end_offsets, consumer, read_until_quiet
+from stream.records import InvalidEvent, decode_json, validate
+
+log = logging.getLogger(__name__)
+
+_DEFAULTS = Settings()
+# The snapshot ends once every membership partition delivered its reported end; this only bounds
+# a partition whose end record never comes (e.g. a transaction marker on Apache Kafka).
+SNAPSHOT_QUIET_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """The input record that moved the user."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentChange:
+    """A change event (``stream/schemas/segment_change.json``); ``snapshot`` when it was read
+    from the membership topic rather than the changes topic."""
+
+    user_id: str
+    previous_segment: int | None
+    segment: int
+    model_version: int
+    distance: float
+    reason: Literal["event", "model_update", "replay"]
+    mode: Literal["live", "replay"]
+    source: Source | None
+    ts: str  # ISO-8601 UTC, as published
+    snapshot: bool = False
+
+    @classmethod
+    def from_json(cls, raw: bytes | None, snapshot: bool = False) -> SegmentChange:
+        """Parse a message value; InvalidEvent names what does not follow the schema."""
+        doc = decode_json(raw)
+        validate("segment_change", doc)
+        source = doc["source"]
+        return cls(
+            user_id=doc["user_id"],
+            previous_segment=doc["previous_segment"],
+            segment=doc["segment"],
+            model_version=doc["model_version"],
+            distance=float(doc["distance"]),
+            reason=doc["reason"],
+            mode=doc["mode"],
+            source=None if source is None else Source(source["topic"], source["partition"], source["offset"]),
+            ts=doc["ts"],
+            snapshot=snapshot,
+        )
+
+
+class Subscriber:
+    """Segment change events as an iterator; ``close()`` (or leaving ``with``) ends it.
+
+    - ``from_beginning``: first everyone's current segment (``snapshot=True``), then every change;
+      otherwise only changes published after the subscriber was created.
+    - ``group_id``: offsets are committed in this consumer group, so a subscriber created again
+      with it resumes after the last event it handed out (``from_beginning`` then matters only on
+      the group's first start). ``close()`` commits; after a crash the events handed out since the
+      last automatic commit (5 s) come again. Without a group nothing is committed.
+    - ``segments``: only events whose ``segment`` or ``previous_segment`` is one of these (a user
+      leaving a watched segment matters too).
+    - ``stop_after_idle_s``: the iteration ends once nothing arrived for that long.
+
+    Records that are not valid change events are skipped with a warning: they were written by
+    some other producer, and raising would stop every subscriber at the same offset for good.
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        topic_changes: str = _DEFAULTS.topic_changes,
+        topic_membership: str = _DEFAULTS.topic_membership,
+        group_id: str | None = None,
+        from_beginning: bool = False,
+        segments: Collection[int] | None = None,
+        poll_timeout_s: float = 0.2,
+        stop_after_idle_s: float | None = None,
+        session_timeout_s: float = _DEFAULTS.session_timeout_s,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.topic_changes, self.topic_membership = topic_changes, topic_membership
+        self.group_id = group_id
+        self.segments = None if segments is None else frozenset(segments)
+        self.poll_timeout_s, self.stop_after_idle_s = poll_timeout_s, stop_after_idle_s
+        config: dict[str, Any] = {
+            "enable.auto.commit": group_id is not None,
+            # stored by hand once an event was handed out, so a commit never skips one
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest" if from_beginning else "latest",
+        }
+        if group_id is not None:
+            # Tansu answers a group join after half the session timeout.
+            config["session.timeout.ms"] = int(session_timeout_s * 1000)
+            config["heartbeat.interval.ms"] = int(session_timeout_s * 250)
+        self._consumer = consumer(bootstrap, group_id or f"segstream-subscriber-{time.time_ns()}", **config)
+        self._in_hand: Message | None = None
+        self._closed = False
+        self._idle_since = time.monotonic()  # of the last message or assignment, for stop_after_idle_s
+        try:
+            self._snapshot, self._start = self._plan(from_beginning)
+        except BaseException:
+            self._consumer.close()
+            raise
+        self._events = self._run()
+
+    def __iter__(self) -> Iterator[SegmentChange]:
+        return self._events
+
+    def __enter__(self) -> Subscriber:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop; in a group, commit up to the last event handed out."""
+        if self._closed:
+            return
+        self._closed = True
+        self._events.close()
+        if self._in_hand is not None:
+            self._store(self._in_hand)
+        self._consumer.close()  # commits the stored offsets when in a group
+
+    def _plan(self, from_beginning: bool) -> tuple[bool, dict[int, int]]:
+        """Whether to read the snapshot first, and partition -> offset where a first start
+        follows the changes (none when a group resumes from its commits)."""
+        marks = self._watermarks(self.topic_changes)
+        committed = [] if self.group_id is None else self._consumer.committed(
+            [TopicPartition(self.topic_changes, p) for p in marks], timeout=10
+        )
+        if any(tp.offset >= 0 for tp in committed):
+            return False, {}
+        if from_beginning:
+            # The reported ends are at most the real ones (Tansu): more duplicates, never a gap.
+            return True, {p: high for p, (_, high) in marks.items()}
+        reported = {(self.topic_changes, p): high for p, (low, high) in marks.items() if high > low}
+        confirmed = confirmed_end_offsets(self.bootstrap, reported, timeout_s=3.0)
+        return False, {p: confirmed.get((self.topic_changes, p), high) for p, (_, high) in marks.items()}
+
+    def _watermarks(self, topic: str) -> dict[int, tuple[int, int]]:
+        meta = self._consumer.list_topics(topic, timeout=10).topics[topic]
+        if meta.error is not None or not meta.partitions:
+            raise LookupError(f"topic {topic!r} not found on {self.bootstrap} (a worker creates it at start)")
+        return {
+            p: self._consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            for p in sorted(meta.partitions)
+        }
+
+    def _run(self) -> Iterator[SegmentChange]:
+        if self._snapshot:
+            marks = self._watermarks(self.topic_membership)
+            ends = {(self.topic_membership, p): high for p, (low, high) in marks.items() if high > low}
+            partitions = [TopicPartition(self.topic_membership, p, low) for p, (low, _) in marks.items()]
+            for msg in read_until_quiet(self.bootstrap, partitions, SNAPSHOT_QUIET_S, ends=ends):
+                change = self._parse(msg, snapshot=True)
+                if change is not None and self._wanted(change):
+                    yield change
+        if self.group_id is None:
+            self._consumer.assign([TopicPartition(self.topic_changes, p, o) for p, o in self._start.items()])
+        else:
+            self._consumer.subscribe([self.topic_changes], on_assign=self._on_assign)
+        self._idle_since = time.monotonic()
+        while True:
+            msg = self._consumer.poll(self.poll_timeout_s)
+            if msg is None:
+                if self.stop_after_idle_s is not None and time.monotonic() - self._idle_since >= self.stop_after_idle_s:
+                    return
+                continue
+            if msg.error():
+                if msg.error().fatal():
+                    raise KafkaException(msg.error())
+                log.warning("%s: %s", self.topic_changes, msg.error())
+                continue
+            self._idle_since = time.monotonic()
+            change = self._parse(msg, snapshot=False)
+            if change is not None and self._wanted(change):
+                self._in_hand = msg
+                yield change
+            self._store(msg)
+
+    def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        """Idle time counts from here (joining a group takes a while). On the group's first
+        start, begin at the recorded offsets and store them, so that a partition without
+        traffic is not read from its beginning after a restart."""
+        self._idle_since = time.monotonic()
+        first = [tp for tp in partitions if tp.partition in self._start]
+        if not first:
+            return
+        for tp in first:
+            tp.offset = self._start.pop(tp.partition)
+        consumer.assign(partitions)
+        consumer.store_offsets(offsets=first)
+
+    def _parse(self, msg: Message, snapshot: bool) -> SegmentChange | None:
+        try:
+            return SegmentChange.from_json(msg.value(), snapshot)
+        except InvalidEvent as exc:
+            log.warning("skipping %s[%d]@%d: %s", msg.topic(), msg.partition(), msg.offset(), exc)
+            return None
+
+    def _wanted(self, change: SegmentChange) -> bool:
+        return self.segments is None or change.segment in self.segments or change.previous_segment in self.segments
+
+    def _store(self, msg: Message) -> None:
+        """Mark ``msg`` handled, so the group's next commit covers it."""
+        self._in_hand = None
+        if self.group_id is None:
+            return
+        try:
+            self._consumer.store_offsets(message=msg)
+        except KafkaException as exc:  # the partition went to another member meanwhile
+            log.debug("offset of %s[%d]@%d not stored: %s", msg.topic(), msg.partition(), msg.offset(), exc)
+
+
+def subscribe(settings: Settings, **options: Any) -> Subscriber:
+    """A :class:`Subscriber` to the topics of ``settings``; ``options`` as Subscriber takes them."""
+    return Subscriber(
+        settings.bootstrap,
+        topic_changes=settings.topic_changes,
+        topic_membership=settings.topic_membership,
+        session_timeout_s=settings.session_timeout_s,
+        **options,
+    )
