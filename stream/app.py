@@ -86,7 +86,7 @@ def create_app(
 ) -> faust.App:
     """A Faust app for ``settings`` that encodes with ``encoder``, assigns with its copy
     ``segmentation`` of the published model, and, while replaying, follows ``replay``."""
-    adapt_faust_consumer(settings.bootstrap, settings.fetch_max_wait_ms)
+    adapt_faust_consumer(settings.bootstrap, settings.fetch_max_wait_ms, replay.start if replay else None)
     use_key_partitioned_rocksdb()
     app = faust.App(
         settings.app_id,
@@ -173,6 +173,8 @@ def create_app(
             await updates_topic.send(key=b"update", value=result.update.to_bytes())
 
     async def apply_batch(messages: list[Message]) -> None:
+        while replay is not None and not replay.catalogue_ready:
+            await asyncio.sleep(0.2)  # a replay encodes the catalogue first (stream/replay.py)
         prepared = pipeline.prepare(messages)
         vectors = await encode(prepared.texts)
         result = pipeline.apply(prepared, vectors, load_state, catalogue)
@@ -310,6 +312,9 @@ def create_app(
         vectors = await encode([text for _, text, _ in good])
         for (item_id, _, categories), vector in zip(good, vectors):
             item_vectors[item_id.encode()] = CatalogueItem(vector, categories).to_bytes()
+        if replay is not None:
+            for m in messages:
+                replay.observe_item(m.topic, m.partition, m.offset)
         counters.items += len(good)
         log.info("catalogue: %d items encoded (batch of %d)", counters.items, len(messages))
 

@@ -80,20 +80,22 @@ def _run_worker(settings: Settings, loglevel: str, replay: ReplayTracker | None 
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from stream.kafka import ensure_topics
-    from stream.replay import ReplayTracker, move_group, parse_offsets, plan_offsets
+    from stream.replay import ReplayTracker, catalogue_to_read, parse_offsets, plan_offsets
 
     settings = _settings(args)
     logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.fresh:
-        app_id = f"{settings.app_id}-replay-{time.strftime('%Y%m%d%H%M%S')}"
+        app_id = f"{settings.app_id}-replay-{time.strftime('%Y%m%d%H%M%S')}-{os.getpid()}"
         settings = dataclasses.replace(
             settings, app_id=app_id, topic_model=f"{app_id}-model", topic_model_updates=f"{app_id}-model-updates"
         )
     ensure_topics(settings)
     timestamp = None if args.from_timestamp is None else _epoch_ms(args.from_timestamp)
     start, until = plan_offsets(settings, timestamp, parse_offsets(args.offsets) if args.offsets else None)
-    move_group(settings, start)
-    replay = ReplayTracker(start, until, suppress=args.final_membership_only, rebuild="canonical" if args.fresh else "matched")
+    replay = ReplayTracker(
+        start, until, catalogue_to_read(settings),
+        suppress=args.final_membership_only, rebuild="canonical" if args.fresh else "matched",
+    )
     print(
         f"replaying {replay.total:,} events into app id {settings.app_id!r} "
         f"(model topic {settings.topic_model!r}); keep these for the live workers",
@@ -191,7 +193,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     return command(
         n_texts=args.texts, repeats=args.repeats, threads=args.threads, end_to_end=args.end_to_end,
-        reviews=args.reviews, ratings=args.ratings, as_json=args.json,
+        reviews=args.reviews, ratings=args.ratings, state=args.state, state_events=args.state_events,
+        encoder=not args.no_encoder, as_json=args.json,
     )
 
 
@@ -314,6 +317,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end-to-end", action="store_true", help="also one worker on the embedded broker (takes minutes)")
     p.add_argument("--reviews", type=int, default=2225, help="--end-to-end: BBC reviews to publish (default all 2,225)")
     p.add_argument("--ratings", type=int, default=100_000, help="--end-to-end: MovieLens ratings to publish (default 100,000)")
+    p.add_argument(
+        "--state", action="store_true",
+        help="also user state: bytes per user row over MovieLens, per-event cost on 1k vs 100k users (minutes)",
+    )
+    p.add_argument("--state-events", type=int, default=10_000, help="--state: timed behaviours per table size (default 10,000)")
+    p.add_argument("--no-encoder", action="store_true", help="skip the encoder section")
     p.add_argument("--json", action="store_true", help="one JSON object instead of the tables")
     p.set_defaults(func=cmd_bench)
 

@@ -1,4 +1,4 @@
-"""Three adjustments to Faust's aiokafka consumer.
+"""Four adjustments to Faust's aiokafka consumer.
 
 1. Fetch wait: faust-streaming hard-codes ``fetch_max_wait_ms=1500``. Tansu answers a fetch
    only when that wait is over, so every round trip to a quiet partition costs 1.5 s. We set
@@ -16,6 +16,8 @@
    a worker that crashed before its first commit would resume at the end of what it had fetched
    and skip the rest (cf. faust-streaming #596). We rewind those partitions to their beginning,
    which is what ``auto_offset_reset=earliest`` means. (1 and 2 are for Tansu; 3 for any broker.)
+4. Replay start: a replaying worker seeks each input partition to the replay's start offset the
+   first time it is assigned it (stream/replay.py).
 """
 
 from __future__ import annotations
@@ -30,8 +32,15 @@ from faust.types import TP
 from stream.kafka import confirmed_end_offsets
 
 
-def adapt_faust_consumer(bootstrap: str, fetch_max_wait_ms: int) -> None:
-    """Make every Faust aiokafka consumer created from now on use these adjustments."""
+def adapt_faust_consumer(
+    bootstrap: str, fetch_max_wait_ms: int, start_offsets: Mapping[tuple[str, int], int] | None = None
+) -> None:
+    """Make every Faust aiokafka consumer created from now on use these adjustments.
+
+    ``start_offsets`` (a replay's): where each input partition starts the first time this
+    process is assigned it, instead of the committed offset.
+    """
+    starts = dict(start_offsets or {})
 
     class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         def _create_worker_consumer(self, transport: Any) -> Any:
@@ -40,7 +49,13 @@ def adapt_faust_consumer(bootstrap: str, fetch_max_wait_ms: int) -> None:
             return consumer
 
         async def seek_to_committed(self) -> Mapping[TP, int]:
-            committed = await super().seek_to_committed()
+            committed = dict(await super().seek_to_committed())
+            consumer = self._ensure_consumer()
+            for tp in consumer.assignment():
+                start = starts.pop((tp.topic, tp.partition), None)
+                if start is not None:
+                    await self.call_thread(consumer.seek, tp, start)
+                    committed[TP(tp.topic, tp.partition)] = start
             changelogs = self.consumer.app.tables.changelog_topics
             rewind = [tp for tp, offset in committed.items() if not offset and tp.topic not in changelogs]
             if rewind:

@@ -10,7 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,11 @@ from stream.config import Settings, export_to_env
 class WorkerProcess:
     """``segstream worker`` in a subprocess configured by ``settings``, logging to a file."""
 
-    def __init__(self, settings: Settings, log_path: Path) -> None:
+    def __init__(self, settings: Settings, log_path: Path, command: Sequence[str] = ("worker",)) -> None:
+        """``command``: the segstream sub-command and its flags (``replay --fresh``, say)."""
         self.settings = settings
         self.log_path = log_path
+        self.command = list(command)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -34,7 +36,7 @@ class WorkerProcess:
         env = {**os.environ, **export_to_env(self.settings), "HF_HUB_OFFLINE": "1"}
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "stream.cli", "worker", "--loglevel", "info"],
+                [sys.executable, "-m", "stream.cli", *self.command, "--loglevel", "info"],
                 env=env, stdout=log, stderr=subprocess.STDOUT,
             )
         self.wait_until(lambda h: bool(h) and h["ready"], timeout_s, "the worker to be ready")

@@ -1,10 +1,11 @@
 """Replay and backfill: where to start, moving the worker group there, and knowing when it is done.
 
 ``segstream replay`` picks start offsets for every input partition (the beginning, the first
-record at or after a *broker* timestamp, or explicit offsets), commits them for the worker
-group (the workers of that group must be stopped: Kafka refuses a commit from outside a live
-group), records the end offsets as the replay's end, and runs a worker that labels events
-below the end ``"mode": "replay"`` and goes on live after. Exactly-once per user makes a
+record at or after a *broker* timestamp, or explicit offsets), records the end offsets as the
+replay's end, and runs a worker that seeks its input partitions to the start when it first gets
+them (stream/faust_tuning.py), labels events below the end ``"mode": "replay"`` and goes on live
+after. (Moving the group's committed offsets instead is refused by Kafka while the group has
+members, and silently ignored by Tansu, which keeps a stopped member.) Exactly-once per user makes a
 replay on top of the current state safe: events already applied are recognised and skipped.
 """
 
@@ -59,18 +60,19 @@ def plan_offsets(
     return start, dict(confirmed_end_offsets(settings.bootstrap, reported))
 
 
-def move_group(settings: Settings, start: dict[Partition, int]) -> None:
-    """Commit ``start`` as the worker group's offsets, so the next worker begins there."""
-    committer = consumer(settings.bootstrap, settings.app_id, **{"enable.auto.commit": False})
+def catalogue_to_read(settings: Settings) -> dict[Partition, int]:
+    """End offsets of the items partitions this app id has not read to the end yet: a fresh
+    replay builds its catalogue first, or behaviours would wait for items it already has."""
+    probe = consumer(settings.bootstrap, settings.app_id, **{"enable.auto.commit": False})
     try:
-        committer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in start.items()], asynchronous=False)
-    except Exception as exc:  # confluent_kafka.KafkaException, with the broker's reason
-        raise SystemExit(
-            f"could not move consumer group {settings.app_id!r} to the replay's start ({exc}); "
-            "stop the workers of this group first"
-        ) from exc
+        meta = probe.list_topics(settings.topic_items, timeout=10).topics[settings.topic_items]
+        tps = [TopicPartition(settings.topic_items, p) for p in sorted(meta.partitions)]
+        committed = {(tp.topic, tp.partition): tp.offset for tp in probe.committed(tps, timeout=10)}
+        reported = {(tp.topic, tp.partition): probe.get_watermark_offsets(tp, timeout=10)[1] for tp in tps}
     finally:
-        committer.close()
+        probe.close()
+    ends = confirmed_end_offsets(settings.bootstrap, reported)
+    return {tp: end for tp, end in ends.items() if end > 0 and committed[tp] < end}
 
 
 @dataclass
@@ -85,6 +87,7 @@ class ReplayTracker:
 
     start: dict[Partition, int]
     until: dict[Partition, int]
+    catalogue_until: dict[Partition, int] = field(default_factory=dict)  # items still to encode first
     suppress: bool = False
     rebuild: str = "matched"
     positions: dict[Partition, int] = field(default_factory=dict)  # next offset to process
@@ -105,6 +108,15 @@ class ReplayTracker:
         self.positions[tp] = max(self.positions.get(tp, 0), offset + 1)
         if self.caught_up_after_s is None and self.remaining() == 0:
             self.caught_up_after_s = time.monotonic() - self.started
+
+    def observe_item(self, topic: str, partition: int, offset: int) -> None:
+        end = self.catalogue_until.get((topic, partition))
+        if end is not None and offset + 1 >= end:
+            del self.catalogue_until[(topic, partition)]
+
+    @property
+    def catalogue_ready(self) -> bool:
+        return not self.catalogue_until
 
     @property
     def caught_up(self) -> bool:
