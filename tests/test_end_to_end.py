@@ -78,7 +78,7 @@ def test_events_in_segment_changes_out(settings_for, start_worker):
     assert user["segment"] == latest["tech-reader-1"]["segment"] and user["reviews"] == 4
     # Sizes reach the worker's copy once the owner has applied the sweeps' moves and published.
     status, segments = eventually(
-        lambda: worker.get("/segments"), lambda r: sum(s["size"] for s in r[1]["segments"]) == len(label_of)
+        lambda: worker.get("/segments"), lambda r: sum(s["size"] for s in r[1]["segments"]) == len(label_of), 60
     )
     assert status == 200 and sum(s["size"] for s in segments["segments"]) == len(label_of)
     assert segments["model_version"] >= max(c["model_version"] for _, c in changes)
@@ -107,17 +107,18 @@ def test_behaviour_on_items_and_unknown_items_are_held(settings_for, start_worke
         + [("bob", behavior("bob", 99, "not-yet-in-catalogue", "cart"))],
     )
     worker.wait_until(lambda h: h["counters"]["applied"] == 11, 60, "the behaviours")
-    bob = eventually(lambda: worker.get("/users/bob")[1], lambda b: b["segment"] is not None)
+    bob = eventually(lambda: worker.get("/users/bob")[1], lambda b: b["segment"] is not None, 60)
     assert bob["actions"] == {"view": 5, "cart": 1} and bob["pending_unknown_items"] == 1
     assert bob["segment"] is not None
 
     # What the segments are, and what they recommend.
     alice_segment = worker.get("/users/alice")[1]["segment"]
-    status, portrait = worker.get(f"/segments/{alice_segment}")
+    # Portraits reach the worker's copy once the owner has applied the batch and published.
+    status, portrait = eventually(lambda: worker.get(f"/segments/{alice_segment}"), lambda r: bool(r[1]["top_items"]), 60)
     assert status == 200 and portrait["top_items"] and portrait["label"]
     assert portrait["actions"]["purchase"] > 0
     assert worker.get("/segments/99")[0] == 404
-    status, recs = worker.get("/users/carol/recommendations?k=3")
+    status, recs = eventually(lambda: worker.get("/users/carol/recommendations?k=3"), lambda r: len(r[1]["items"]) == 3, 60)
     assert status == 200 and recs["segment"] is None and len(recs["items"]) == 3  # cold: global popularity
     bought = {movies[n].item_id for n in range(5)}
     status, recs = worker.get("/users/alice/recommendations?k=10")
