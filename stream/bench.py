@@ -11,7 +11,19 @@ baseline measured in the same run; cosines are to the baseline's embeddings.
 
 Section 2, "End to end" (``--end-to-end``, minutes): events per second through one worker on
 the embedded broker: BBC reviews (each needs the encoder) and MovieLens behaviours (no
-encoding: the item's vector), against the same encoder alone in this process.
+encoding: the item's vector), against the same encoder alone in this process. Then behaviours
+at half the measured behaviour rate for 20 s, in sessions like MovieLens's, with new users'
+first events among them: the latency from producing an event to its change event arriving at
+a consumer of the changes topic, p50 and p99.
+
+Section 3, "User state" (``--state``, about two minutes): the worker's per-batch path without
+Kafka (prepare, apply with each touched user's row read with ``UserState.from_bytes`` and
+written back with ``to_bytes`` as the ``users`` table does, the model update serialised) over
+a dict standing in for the table. (a) All 100k MovieLens ratings: bytes per user row, and each
+user's vector read back from its row against the same events folded in float32 memory. (b)
+Synthetic behaviours on a table of 1,000 and of 100,000 users: microseconds per event in the
+worker, and in the model owner (one pass over the same updates). The catalogue is random unit
+vectors of the encoder's dimension: row sizes and costs do not depend on what vectors mean.
 """
 
 from __future__ import annotations
@@ -22,11 +34,18 @@ import platform
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from models.segmentation import Segmentation
+    from stream.catalogue import CatalogueItem
+    from stream.config import Settings
+    from stream.pipeline import Message, Pipeline
+    from stream.user_state import UserState
 
 BATCH_SIZE = 32
 SNIPPET_CHARS = 400
@@ -191,6 +210,96 @@ def _through_worker(worker: Any, settings: Any, topic: str, events: list, label:
     return len(events) / (time.monotonic() - start)
 
 
+LATENCY_S = 20.0
+# The load at half rate is shaped like the MovieLens replay the rate was measured on (~8 users
+# in a batch of 256): sessions of SESSION events of one existing user. Every PROBE_EVERY-th
+# event is a new user's first instead, which always gives a change event.
+SESSION = 32
+PROBE_EVERY = 100
+
+
+def _latency_at_rate(
+    settings: Settings, rate: float, seconds: float, users: list[str], items: list[str], first_ts_ms: int
+) -> dict[str, Any]:
+    """Behaviours produced at ``rate`` per second for ``seconds``: sessions of existing users
+    acting on random items, and every PROBE_EVERY-th a new user's first event, which (the model
+    being seeded) always gives a change event. Latency: from the produce call to the arrival at
+    a consumer of the changes topic of the change event whose ``source`` is that event's
+    (partition, offset), as the producer's delivery report gave it."""
+    import threading
+
+    from confluent_kafka import OFFSET_END, TopicPartition
+
+    from stream.kafka import consumer, producer
+    from stream.records import ACTIONS
+
+    arrived: dict[tuple[int, int], float] = {}  # written by the reader thread
+    produced: dict[tuple[int, int], float] = {}
+    probes: list[tuple[int, int]] = []
+    stop = threading.Event()
+    reader = consumer(settings.bootstrap, f"bench-latency-{os.getpid()}", **{"enable.auto.commit": False})
+    reader.assign([TopicPartition(settings.topic_changes, p, OFFSET_END) for p in range(settings.partitions)])
+
+    def read_changes() -> None:
+        while not stop.is_set():
+            msg = reader.poll(0.05)
+            if msg is None or msg.error():
+                continue
+            source = json.loads(msg.value()).get("source")
+            if source and source["topic"] == settings.topic_behaviors:
+                arrived[(source["partition"], source["offset"])] = time.monotonic()
+
+    thread = threading.Thread(target=read_changes, daemon=True)
+    thread.start()
+    time.sleep(2.0)  # the reader resolves the end offsets before the first event
+    out = producer(settings.bootstrap)
+    rng = np.random.default_rng(0)
+    total = int(rate * seconds)
+    sessions = rng.choice(users, size=total // SESSION + 1)
+    started = time.monotonic()
+    for n in range(total):
+        delay = started + n / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        probe = n % PROBE_EVERY == 0
+        user = f"latency-probe-{n}" if probe else str(sessions[n // SESSION])
+        doc = {
+            "event_id": f"latency-{n}", "user_id": user, "item_id": items[rng.integers(len(items))],
+            "action": ACTIONS[rng.integers(len(ACTIONS))], "ts": first_ts_ms + n,
+        }
+        sent_at = time.monotonic()
+
+        def delivered(err: Any, msg: Any, at: float = sent_at, probe: bool = probe) -> None:
+            if err is None:
+                produced[(msg.partition(), msg.offset())] = at
+                if probe:
+                    probes.append((msg.partition(), msg.offset()))
+
+        out.produce(settings.topic_behaviors, key=user.encode(), value=json.dumps(doc).encode(), on_delivery=delivered)
+        out.poll(0)
+    achieved = total / (time.monotonic() - started)
+    out.flush(60)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not all(k in arrived for k in probes):
+        time.sleep(0.2)
+    stop.set()
+    thread.join()
+    reader.close()
+    latencies_ms = np.array([(arrived[k] - t) * 1e3 for k, t in produced.items() if k in arrived])
+    return {
+        "target_per_s": rate,
+        "achieved_per_s": achieved,
+        "seconds": seconds,
+        "events": total,
+        "probes": len(probes),
+        "probes_changed": sum(k in arrived for k in probes),
+        "matched": len(latencies_ms),
+        "p50_ms": float(np.percentile(latencies_ms, 50)) if len(latencies_ms) else None,
+        "p99_ms": float(np.percentile(latencies_ms, 99)) if len(latencies_ms) else None,
+        "max_ms": float(latencies_ms.max()) if len(latencies_ms) else None,
+    }
+
+
 def end_to_end_section(n_reviews: int, n_ratings: int, repeats: int) -> dict[str, Any]:
     """Reviews/s and behaviours/s through one worker on the embedded broker, against the
     same encoder (settings' precision and threads) alone in this process on the same texts."""
@@ -230,6 +339,10 @@ def end_to_end_section(n_reviews: int, n_ratings: int, repeats: int) -> dict[str
             worker.wait_until(lambda h: bool(h) and h["catalogue_items"] >= len(movies), 600, "the catalogue")
             ratings = [(r.user_id, movielens.behavior_event(r)) for r in movielens.ratings()[:n_ratings]]
             behavior_rate = _through_worker(worker, settings, settings.topic_behaviors, ratings, "behaviours")
+            latency = _latency_at_rate(
+                settings, behavior_rate / 2, LATENCY_S, sorted({u for u, _ in ratings}),
+                [item_id for item_id, _ in movies], ratings[-1][1]["ts"] + 1,
+            )
         finally:
             worker.stop()
     return {
@@ -241,6 +354,7 @@ def end_to_end_section(n_reviews: int, n_ratings: int, repeats: int) -> dict[str
         "encoder_reviews_per_s": encoder_rate,
         "worker_reviews_per_s": review_rate,
         "worker_behaviours_per_s": behavior_rate,
+        "latency_at_half_load": latency,
     }
 
 
@@ -258,6 +372,252 @@ def print_end_to_end_section(result: dict[str, Any]) -> None:
     print(f"  {label:<46}{worker_rate:>12,.0f}{worker_rate / rate:>8.2f}")
     label = f"worker, {result['behaviours']} MovieLens behaviours"
     print(f"  {label:<46}{result['worker_behaviours_per_s']:>12,.0f}")
+    lat = result["latency_at_half_load"]
+    print(
+        f"\n  half the behaviour rate: {lat['events']:,} behaviours at {lat['achieved_per_s']:,.0f}/s (target "
+        f"{lat['target_per_s']:,.0f}/s) for {lat['seconds']:g} s, sessions of {SESSION} events of one user, "
+        f"every {PROBE_EVERY}th event a new user's first; produce -> change event at a consumer of the "
+        f"changes topic, {lat['matched']:,} matched by source offset ({lat['probes_changed']:,} of "
+        f"{lat['probes']:,} new users):"
+    )
+    if lat["matched"]:
+        print(f"  p50 {lat['p50_ms']:,.0f} ms, p99 {lat['p99_ms']:,.0f} ms, max {lat['max_ms']:,.0f} ms")
+
+
+# --- section 3: user state ---------------------------------------------------------------
+
+STATE_DIM = 384  # the encoder's (all-MiniLM-L6-v2)
+STATE_USERS = (1_000, 100_000)
+ROW_BUDGET = 2048  # bytes per user row the users table aims at
+SYNTHETIC_ITEMS = 2_000
+T0_S = 1_700_000_000
+
+
+def _random_catalogue(item_ids: list[str], seed: int = 0) -> dict[str, CatalogueItem]:
+    from stream.catalogue import CatalogueItem
+
+    rows = np.random.default_rng(seed).standard_normal((len(item_ids), STATE_DIM)).astype(np.float32)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    return {item_id: CatalogueItem(row, ("genre",)) for item_id, row in zip(item_ids, rows)}
+
+
+def _seeded(
+    settings: Settings, docs: list[dict[str, Any]], catalogue: Mapping[str, CatalogueItem]
+) -> tuple[Segmentation, Pipeline]:
+    """The model owner, seeded as it seeds (k-means++ once ``seed_users`` users are known) on
+    the vectors of the first users of ``docs`` after their first event, and a worker's pipeline
+    holding that version as published on the model topic."""
+    from models.segmentation import new_segmentation
+    from stream.pipeline import Pipeline
+
+    owner = new_segmentation(settings, STATE_DIM)
+    update = owner.new_update(settings)
+    for doc in docs:
+        if len(update.stats.users) == settings.seed_users:
+            break
+        if doc["user_id"] not in update.stats.users:
+            update.stats.observe(doc["user_id"], catalogue[doc["item_id"]].vector, None)
+    owner.apply(update, 0)
+    worker = new_segmentation(settings, STATE_DIM)
+    worker.adopt(new_segmentation(settings, STATE_DIM).restore(owner.to_bytes()))
+    return owner, Pipeline(settings, worker)
+
+
+def _behaviour_messages(settings: Settings, docs: Iterable[dict[str, Any]], first_offset: int = 0) -> list[Message]:
+    from stream.pipeline import Message
+
+    return [
+        Message(settings.topic_behaviors, 0, first_offset + n, str(d["user_id"]).encode(), json.dumps(d).encode())
+        for n, d in enumerate(docs)
+    ]
+
+
+def _worker_batches(
+    pipeline: Pipeline,
+    messages: list[Message],
+    table: dict[str, Any],
+    catalogue: Mapping[str, CatalogueItem],
+    rows: bool = True,
+) -> list[bytes]:
+    """The worker's agent per micro-batch, minus Kafka: prepare, apply with the states read
+    from ``table``, write the touched users back, serialise the model update (returned, for
+    the owner). ``rows``: the table holds rows as the Faust table does; else the states."""
+    from stream.user_state import UserState
+
+    no_texts = np.zeros((0, STATE_DIM), dtype=np.float32)
+
+    def load_state(user_id: str) -> UserState | None:
+        stored = table.get(user_id)
+        return UserState.from_bytes(stored) if rows and stored is not None else stored
+
+    updates = []
+    size = pipeline.settings.batch_size
+    for begin in range(0, len(messages), size):
+        result = pipeline.apply(pipeline.prepare(messages[begin : begin + size]), no_texts, load_state, catalogue.get)
+        for user_id, state in result.states.items():
+            table[user_id] = state.to_bytes() if rows else state
+        if result.update is not None:
+            updates.append(result.update.to_bytes())
+    return updates
+
+
+def movielens_rows(settings: Settings) -> dict[str, Any]:
+    """All MovieLens-100k ratings through the worker path: bytes per user row; the vector read
+    back from each row against the same events folded in float32 without leaving memory."""
+    from stream import movielens
+    from stream.user_state import UserState
+
+    catalogue = _random_catalogue([m.item_id for m in movielens.movies()])
+    docs = [movielens.behavior_event(r) for r in movielens.ratings()]
+    messages = _behaviour_messages(settings, docs)
+    table: dict[str, Any] = {}
+    exact: dict[str, Any] = {}
+    _worker_batches(_seeded(settings, docs, catalogue)[1], messages, table, catalogue)
+    _worker_batches(_seeded(settings, docs, catalogue)[1], messages, exact, catalogue, rows=False)
+    states = {u: UserState.from_bytes(raw) for u, raw in table.items()}
+    sizes = np.array([len(raw) for raw in table.values()])
+    digests = np.array([len(s.seen) for s in states.values()])
+    items = np.array([len(s.items) for s in states.values()])
+    over = sizes > ROW_BUDGET
+    cosines = np.array([float(states[u].vector @ exact[u].vector) for u in states if exact[u].vector is not None])
+    return {
+        "users": len(sizes),
+        "events": len(messages),
+        "bytes": {"median": float(np.median(sizes)), "p95": float(np.percentile(sizes, 95)), "max": int(sizes.max())},
+        "budget": ROW_BUDGET,
+        "over_budget": int(over.sum()),
+        "digests_over": [int(digests[over].min()), int(np.median(digests[over])), int(digests[over].max())] if over.any() else None,
+        "items_over_median": int(np.median(items[over])) if over.any() else None,
+        "digests_under_max": int(digests[~over].max()),
+        "horizon_days": settings.dedup_horizon_days,
+        "cosine": {"min": float(cosines.min()), "median": float(np.median(cosines))},
+    }
+
+
+def _synthetic_events(users: Iterable[int], first_offset: int, rng: np.random.Generator) -> list[dict[str, Any]]:
+    """One behaviour per entry of ``users``, a second of event time apart."""
+    from stream.records import ACTIONS
+
+    return [
+        {
+            "event_id": f"syn-{first_offset + n}",
+            "user_id": str(u),
+            "item_id": f"item-{rng.integers(SYNTHETIC_ITEMS)}",
+            "action": ACTIONS[rng.integers(len(ACTIONS))],
+            "ts": (T0_S + first_offset + n) * 1000,
+        }
+        for n, u in enumerate(users)
+    ]
+
+
+def per_event_cost(settings: Settings, n_events: int, repeats: int) -> list[dict[str, Any]]:
+    """Microseconds per behaviour event on a table of each size in STATE_USERS: every user has
+    a row (one event each, untimed), then ``n_events`` events of users drawn at random, timed
+    over a fresh copy of the table per round (rounds alternate the sizes). The model owner
+    then applies one round's updates, once, its segment sizes and reservoir first filled as in
+    steady state (the reservoir: the latest ``reservoir_users`` users)."""
+    from models.segmentation import ModelUpdate
+    from stream.user_state import UserState
+
+    catalogue = _random_catalogue([f"item-{n}" for n in range(SYNTHETIC_ITEMS)])
+    rng = np.random.default_rng(0)
+    runs = {}
+    for users in STATE_USERS:
+        first = _synthetic_events(range(users), 0, rng)
+        owner, pipeline = _seeded(settings, first, catalogue)
+        table: dict[str, Any] = {}
+        _worker_batches(pipeline, _behaviour_messages(settings, first), table, catalogue)
+        timed = _behaviour_messages(settings, _synthetic_events(rng.integers(users, size=n_events), users, rng), users)
+        runs[users] = {"owner": owner, "pipeline": pipeline, "table": table, "timed": timed, "seconds": []}
+    for _ in range(repeats):
+        for run in runs.values():
+            table = dict(run["table"])
+            started = time.perf_counter()
+            run["updates"] = _worker_batches(run["pipeline"], run["timed"], table, catalogue)
+            run["seconds"].append(time.perf_counter() - started)
+            run["after"] = table
+    rows = []
+    for users, run in runs.items():
+        owner = run["owner"]
+        fill = owner.new_update(settings)  # segment sizes, and the latest users in the reservoir
+        for n, (user_id, raw) in enumerate(run["table"].items()):
+            state = UserState.from_bytes(raw)
+            fill.stats.move(None, state.segment)
+            if n >= users - owner.model.reservoir_size:
+                fill.stats.observe(user_id, state.vector, state.segment)
+        owner.apply(fill, 1)
+        version = owner.version
+        started = time.perf_counter()
+        for offset, raw in enumerate(run["updates"], start=2):
+            owner.apply(ModelUpdate.from_bytes(raw), offset)
+        owner_s = time.perf_counter() - started
+        # counted in the model's log, which keeps its latest 50 events: enough below ~25,000 events
+        refreshes = sum(e["event"] == "refresh" and e["version"] > version for e in owner.model.events)
+        rows.append({
+            "users": users,
+            "events": n_events,
+            "worker_us_per_event": statistics.median(run["seconds"]) / n_events * 1e6,
+            "worker_rounds_s": run["seconds"],
+            "row_bytes_mean": float(np.mean([len(raw) for raw in run["after"].values()])),
+            "owner_us_per_event": owner_s / n_events * 1e6,
+            "owner_reservoir": len(owner.model.reservoir),
+            "owner_refreshes": refreshes,
+        })
+    return rows
+
+
+def state_section(n_events: int, repeats: int) -> dict[str, Any]:
+    from stream.config import load_settings
+
+    settings = load_settings()
+    return {
+        "catalogue": f"random {STATE_DIM}-d unit vectors",
+        "batch_size": settings.batch_size,
+        "repeats": repeats,
+        "movielens": movielens_rows(settings),
+        "cost": per_event_cost(settings, n_events, repeats),
+        "refresh_every": settings.refresh_every,
+    }
+
+
+def print_state_section(result: dict[str, Any]) -> None:
+    ml, cost = result["movielens"], result["cost"]
+    print(
+        f"\n3. User state: the worker's batch path without Kafka (batches of {result['batch_size']}, rows "
+        f"round-tripped through UserState bytes); catalogue: {result['catalogue']}"
+    )
+    b = ml["bytes"]
+    print(
+        f"\n  MovieLens-100k, {ml['events']:,} ratings, {ml['users']} users: bytes per user row median "
+        f"{b['median']:,.0f}, p95 {b['p95']:,.0f}, max {b['max']:,}; {ml['over_budget']} users over {ml['budget']:,}"
+    )
+    if ml["digests_over"]:
+        lo, mid, hi = ml["digests_over"]
+        print(
+            f"  those hold {lo}-{hi} event digests (median {mid}) inside the {ml['horizon_days']:g}-day dedup "
+            f"horizon and a median of {ml['items_over_median']} items; no user under it holds more than "
+            f"{ml['digests_under_max']}"
+        )
+    print(
+        f"  user vector read back from its row vs kept in float32 memory: cosine min "
+        f"{ml['cosine']['min']:.7f}, median {ml['cosine']['median']:.7f}"
+    )
+    print(
+        f"\n  per event, {cost[0]['events']:,} behaviours on a table of N users (worker: median of "
+        f"{result['repeats']} rounds; owner: one pass, a re-clustering every {result['refresh_every']} updates)"
+    )
+    print(f"  {'users':>9}{'worker us/event':>17}{'row bytes':>11}{'owner us/event':>16}{'reservoir':>11}{'refreshes':>11}")
+    for row in cost:
+        print(
+            f"  {row['users']:>9,}{row['worker_us_per_event']:>17,.1f}{row['row_bytes_mean']:>11,.0f}"
+            f"{row['owner_us_per_event']:>16,.1f}{row['owner_reservoir']:>11,}{row['owner_refreshes']:>11}"
+        )
+    first, last = cost[0], cost[-1]
+    print(
+        f"  ratio {last['users']:,} / {first['users']:,} users: worker "
+        f"{last['worker_us_per_event'] / first['worker_us_per_event']:.2f}x, owner "
+        f"{last['owner_us_per_event'] / first['owner_us_per_event']:.2f}x"
+    )
 
 
 def command(
@@ -267,19 +627,29 @@ def command(
     end_to_end: bool = False,
     reviews: int = 2225,
     ratings: int = 100_000,
+    state: bool = False,
+    state_events: int = 10_000,
+    encoder: bool = True,
     as_json: bool = False,
 ) -> int:
-    if n_texts < 1 or repeats < 1:
-        raise SystemExit("--texts and --repeats must be at least 1")
+    if n_texts < 1 or repeats < 1 or state_events < 1:
+        raise SystemExit("--texts, --repeats and --state-events must be at least 1")
     hw = hardware()
-    report: dict[str, Any] = {"hardware": hw, "encoder": encoder_section(n_texts, repeats, threads)}
+    report: dict[str, Any] = {"hardware": hw}
+    if encoder:
+        report["encoder"] = encoder_section(n_texts, repeats, threads)
     if end_to_end:
         report["end_to_end"] = end_to_end_section(reviews, ratings, repeats)
+    if state:
+        report["state"] = state_section(state_events, repeats)
     if as_json:
         print(json.dumps(report, indent=2))
         return 0
     print(hardware_line(hw))
-    print_encoder_section(report["encoder"])
+    if encoder:
+        print_encoder_section(report["encoder"])
     if end_to_end:
         print_end_to_end_section(report["end_to_end"])
+    if state:
+        print_state_section(report["state"])
     return 0
