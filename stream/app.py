@@ -16,9 +16,10 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import faust
 import numpy as np
@@ -39,9 +40,11 @@ from stream.stores import key_partition, use_key_partitioned_rocksdb
 from stream.user_state import UserState
 
 log = logging.getLogger("segstream")
+T = TypeVar("T")
 
 ITEM_BATCH = 64
 REPLAY_LOG_EVERY_S = 5.0
+SWEEP_CHUNK = 250  # users re-assigned between two yields to the event loop
 
 
 @dataclass
@@ -266,14 +269,19 @@ def create_app(
                 local.model.rebuilt_version > replay.rebuild_requested_at
             )
             keys = local_user_keys() if final else cursor.next(local_user_keys)
-            states = [UserState.from_bytes(raw) for raw in map(users.get, keys) if raw is not None]
-            result = pipeline.sweep(states, mode="replay" if replaying() else "live", final=final)
-            counters.swept += len(states)
-            await emit(result)
+            changed = 0
+            for begin in range(0, len(keys), SWEEP_CHUNK):  # yield to batches and timers between chunks
+                chunk = keys[begin : begin + SWEEP_CHUNK]
+                states = [UserState.from_bytes(raw) for raw in map(users.get, chunk) if raw is not None]
+                result = pipeline.sweep(states, mode="replay" if replaying() else "live", final=final)
+                counters.swept += len(states)
+                changed += len(result.changes)
+                await emit(result)
+                await asyncio.sleep(0)
             if final:
                 assert replay is not None
                 replay.finished = True
-                log.info("replay: final membership of %d users published; now live", len(result.changes))
+                log.info("replay: final membership of %d users published; now live", changed)
 
     # --- replay -------------------------------------------------------------------------------
 
@@ -413,13 +421,16 @@ class ModelOwner:
 
     It loads the last published version when it becomes the owner, applies updates exactly
     once (by offset, recorded in the model), and publishes after changes at most once per
-    interval, on the timer, and before it hands the partition over.
+    interval, on the timer, and before it hands the partition over. Applying (a refresh is a
+    k-means run) and serialising happen in one thread of their own, in order, so the event
+    loop keeps serving batches, timers and HTTP meanwhile.
     """
 
     def __init__(self, settings: Settings, model_topic: faust.TopicT) -> None:
         self.settings = settings
         self.model_topic = model_topic
         self.segmentation: Segmentation | None = None
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-owner")
         self.active = False
         self.dirty = False
         self.last = 0.0
@@ -429,13 +440,15 @@ class ModelOwner:
         if not owns:
             self.segmentation = None
 
+    async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
     async def apply(self, update: ModelUpdate, offset: int, dim: int) -> None:
         if self.segmentation is None:
-            loop = asyncio.get_running_loop()
-            self.segmentation = await loop.run_in_executor(None, load_segmentation, self.settings, dim)
+            self.segmentation = await self._in_thread(load_segmentation, self.settings, dim)
             log.info("model owner: version %d, updates applied up to offset %d",
                      self.segmentation.version, self.segmentation.model.updates_offset)
-        if not self.segmentation.apply(update, offset):
+        if not await self._in_thread(self.segmentation.apply, update, offset):
             return
         self.dirty = True
         if update.stats.rebuild is not None:
@@ -448,4 +461,5 @@ class ModelOwner:
             return
         self.dirty = False
         self.last = time.monotonic()
-        await self.model_topic.send(key=b"model", value=self.segmentation.to_bytes())
+        snapshot = await self._in_thread(self.segmentation.to_bytes)
+        await self.model_topic.send(key=b"model", value=snapshot)
