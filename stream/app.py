@@ -26,6 +26,7 @@ import numpy as np
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 from faust.web import Request, Response
+from threadpoolctl import threadpool_limits
 
 from models.encoder import Encoder
 from models.segmentation import ModelUpdate, Segmentation, new_segmentation
@@ -448,13 +449,19 @@ class ModelOwner:
             self.segmentation = await self._in_thread(load_segmentation, self.settings, dim)
             log.info("model owner: version %d, updates applied up to offset %d",
                      self.segmentation.version, self.segmentation.model.updates_offset)
-        if not await self._in_thread(self.segmentation.apply, update, offset):
+        if not await self._in_thread(self._apply_on_one_core, self.segmentation, update, offset):
             return
         self.dirty = True
         if update.stats.rebuild is not None:
             await self.flush()  # a replay waits for it
         elif time.monotonic() - self.last >= self.settings.model_publish_interval_s:
             await self.flush()
+
+    @staticmethod
+    def _apply_on_one_core(segmentation: Segmentation, update: ModelUpdate, offset: int) -> bool:
+        """A refresh's k-means on one core (BLAS/OpenMP), leaving the others to the batches."""
+        with threadpool_limits(limits=1):
+            return segmentation.apply(update, offset)
 
     async def flush(self) -> None:
         if not self.dirty or self.segmentation is None:
