@@ -248,19 +248,17 @@ class StreamingKMeans:
                 self.weights[seg] = kept + n
                 self.centroids[seg] = (self.centroids[seg] * kept + stats.sums[seg]) / self.weights[seg]
             self.updates_since_refresh += int(stats.counts.sum())
-        if stats.rebuild is not None and len(self.reservoir) >= self.k:
-            recluster = lambda: self.rebuild(canonical=stats.rebuild == "canonical")  # noqa: E731
+        rebuild = stats.rebuild is not None and len(self.reservoir) >= self.k
+        if not (changed or rebuild or self.ready_to_seed() or self.needs_refresh()):
+            return False
+        self.version += 1
+        if rebuild:
+            self.rebuild(canonical=stats.rebuild == "canonical")
         elif self.ready_to_seed():
-            recluster = self.seed
+            self.seed()
         elif self.needs_refresh():
-            recluster = self.refresh
-        else:
-            recluster = None
-        if changed or recluster is not None:
-            self.version += 1
-        if recluster is not None:
-            recluster()
-        return changed or recluster is not None
+            self.refresh()
+        return True
 
     def _remember(self, user_id: str, vector: np.ndarray, segment: int | None) -> None:
         self.reservoir[user_id] = vector.astype(np.float32)

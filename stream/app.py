@@ -151,9 +151,6 @@ def create_app(
         stored = item_vectors.get(item_id.encode())
         return None if stored is None else CatalogueItem.from_bytes(stored)
 
-    def replaying() -> bool:
-        return replay is not None and replay.active
-
     async def send_dead(key: bytes | None, record: dict[str, Any]) -> None:
         """Publish one (key, record) pair, as Message.dead_letter and BatchResult give them."""
         counters.dead_letters += 1
@@ -266,15 +263,14 @@ def create_app(
                 await asyncio.sleep(0.5)
                 new_version.set()
                 continue
-            final = replay is not None and replay.rebuild_requested_at is not None and not replay.finished and (
-                local.model.rebuilt_version > replay.rebuild_requested_at
-            )
+            final = replay is not None and replay.final_version_arrived(local.model.rebuilt_version)
+            mode = "replay" if replay is not None and not replay.finished else "live"
             keys = local_user_keys() if final else cursor.next(local_user_keys)
             changed = 0
             for begin in range(0, len(keys), SWEEP_CHUNK):  # yield to batches and timers between chunks
                 chunk = keys[begin : begin + SWEEP_CHUNK]
                 states = [UserState.from_bytes(raw) for raw in map(users.get, chunk) if raw is not None]
-                result = pipeline.sweep(states, mode="replay" if replaying() else "live", final=final)
+                result = pipeline.sweep(states, mode=mode, final=final)
                 counters.swept += len(states)
                 changed += len(result.changes)
                 await emit(result)

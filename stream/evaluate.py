@@ -768,15 +768,9 @@ def _anchor_recommendations(
 
 
 def hardware(encoder: Any = None) -> dict[str, Any]:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    out: dict[str, Any] = {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version()}
+    from stream.bench import cpu_model
+
+    out: dict[str, Any] = {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()}
     if encoder is not None:
         out["encoder_providers"] = list(getattr(encoder, "providers", []))
     return out

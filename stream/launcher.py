@@ -12,9 +12,21 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from stream.config import Settings, export_to_env
+
+T = TypeVar("T")
+
+
+def eventually(probe: Callable[[], T], ok: Callable[[T], bool], timeout_s: float = 15.0, every_s: float = 0.2) -> T:
+    """``probe()`` again until ``ok`` accepts its result, or time is up: the last result."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = probe()
+        if ok(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(every_s)
 
 
 class WorkerProcess:
@@ -60,14 +72,10 @@ class WorkerProcess:
     def wait_until(
         self, ready: Callable[[dict[str, Any] | None], bool], timeout_s: float, what: str
     ) -> dict[str, Any] | None:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            health = self.health()
-            if ready(health):
-                return health
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"timed out after {timeout_s}s waiting for {what}; last health {health}; log {self.log_path}")
-            time.sleep(0.25)
+        health = eventually(self.health, ready, timeout_s)
+        if not ready(health):
+            raise TimeoutError(f"timed out after {timeout_s}s waiting for {what}; last health {health}; log {self.log_path}")
+        return health
 
     def stop(self, kill: bool = False, timeout_s: float = 30.0) -> None:
         """SIGTERM (graceful: commit, flush, publish the model) or SIGKILL (a crash)."""

@@ -382,10 +382,6 @@ class LocalRun:
         self.updates_offset = 0
         self.cursor = SweepCursor(settings.sweep_users)
 
-    @property
-    def segmentation(self) -> Segmentation:
-        return self.owner
-
     def load_state(self, user_id: str) -> UserState | None:
         stored = self.table.get(user_id)
         return None if stored is None else UserState.from_bytes(stored)

@@ -12,10 +12,11 @@ replay on top of the current state safe: events already applied are recognised a
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from stream.config import Settings
 from stream.kafka import confirmed_end_offsets, consumer
@@ -32,6 +33,15 @@ def parse_offsets(spec: str) -> dict[Partition, int]:
     return offsets
 
 
+def _watermarks(probe: Consumer, topics: Iterable[str]) -> dict[Partition, tuple[int, int]]:
+    """(low, reported high) watermarks of every partition of ``topics``."""
+    out: dict[Partition, tuple[int, int]] = {}
+    for topic in topics:
+        for p in sorted(probe.list_topics(topic, timeout=10).topics[topic].partitions):
+            out[(topic, p)] = probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+    return out
+
+
 def plan_offsets(
     settings: Settings, from_timestamp_ms: int | None = None, explicit: dict[Partition, int] | None = None
 ) -> tuple[dict[Partition, int], dict[Partition, int]]:
@@ -40,11 +50,8 @@ def plan_offsets(
     ``explicit`` offsets (other partitions from their beginning). End: the confirmed end."""
     probe = consumer(settings.bootstrap, f"segstream-replay-{time.time_ns()}", **{"enable.auto.commit": False})
     try:
-        partitions: list[Partition] = []
-        for topic in settings.input_topics:
-            meta = probe.list_topics(topic, timeout=10).topics[topic]
-            partitions += [(topic, p) for p in sorted(meta.partitions)]
-        low_high = {tp: probe.get_watermark_offsets(TopicPartition(*tp), timeout=10) for tp in partitions}
+        low_high = _watermarks(probe, settings.input_topics)
+        partitions = list(low_high)
         start = {tp: low for tp, (low, _) in low_high.items()}
         if from_timestamp_ms is not None:
             found = probe.offsets_for_times([TopicPartition(t, p, from_timestamp_ms) for t, p in partitions], timeout=10)
@@ -65,10 +72,9 @@ def catalogue_to_read(settings: Settings) -> dict[Partition, int]:
     replay builds its catalogue first, or behaviours would wait for items it already has."""
     probe = consumer(settings.bootstrap, settings.app_id, **{"enable.auto.commit": False})
     try:
-        meta = probe.list_topics(settings.topic_items, timeout=10).topics[settings.topic_items]
-        tps = [TopicPartition(settings.topic_items, p) for p in sorted(meta.partitions)]
-        committed = {(tp.topic, tp.partition): tp.offset for tp in probe.committed(tps, timeout=10)}
-        reported = {(tp.topic, tp.partition): probe.get_watermark_offsets(tp, timeout=10)[1] for tp in tps}
+        reported = {tp: high for tp, (_, high) in _watermarks(probe, [settings.topic_items]).items()}
+        asked = [TopicPartition(*tp) for tp in reported]
+        committed = {(tp.topic, tp.partition): tp.offset for tp in probe.committed(asked, timeout=10)}
     finally:
         probe.close()
     ends = confirmed_end_offsets(settings.bootstrap, reported)
@@ -106,8 +112,6 @@ class ReplayTracker:
     def observe(self, topic: str, partition: int, offset: int) -> None:
         tp = (topic, partition)
         self.positions[tp] = max(self.positions.get(tp, 0), offset + 1)
-        if self.caught_up_after_s is None and self.remaining() == 0:
-            self.caught_up_after_s = time.monotonic() - self.started
 
     def observe_item(self, topic: str, partition: int, offset: int) -> None:
         end = self.catalogue_until.get((topic, partition))
@@ -120,14 +124,17 @@ class ReplayTracker:
 
     @property
     def caught_up(self) -> bool:
+        """Every replayed partition processed to its end (the time is noted the first time)."""
         if self.caught_up_after_s is None and self.remaining() == 0:
             self.caught_up_after_s = time.monotonic() - self.started
         return self.caught_up_after_s is not None
 
-    @property
-    def active(self) -> bool:
-        """Events and sweeps are labelled ``replay`` (and suppressed) until this is False."""
-        return not self.finished
+    def final_version_arrived(self, rebuilt_version: int) -> bool:
+        """The owner's rebuild this replay asked for is in the worker's model: time for the
+        final membership."""
+        return (
+            not self.finished and self.rebuild_requested_at is not None and rebuilt_version > self.rebuild_requested_at
+        )
 
     def progress(self) -> dict[str, Any]:
         elapsed = (self.caught_up_after_s if self.caught_up_after_s is not None else time.monotonic() - self.started)

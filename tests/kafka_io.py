@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from collections.abc import Iterable
+from typing import Any
 
 from confluent_kafka import TopicPartition
 
 from stream.config import Settings
 from stream.kafka import consumer, producer, read_until_quiet
-
-T = TypeVar("T")
 
 
 def produce(settings: Settings, topic: str, records: Iterable[tuple[str | None, Any]]) -> int:
@@ -56,15 +54,3 @@ def drain(settings: Settings, topic: str, quiet_s: float = 2.0) -> list[tuple[st
         for msg in read_until_quiet(settings.bootstrap, [TopicPartition(topic, p, 0) for p in partitions], quiet_s)
     ]
 
-
-def eventually(probe: Callable[[], T], ok: Callable[[T], bool], timeout_s: float = 15.0) -> T:
-    """``probe()`` again until ``ok`` accepts its result (or time is up: the last result).
-
-    For what a worker serves from its copy of the model, which follows the owner's
-    publications a moment later."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = probe()
-        if ok(value) or time.monotonic() > deadline:
-            return value
-        time.sleep(0.2)

@@ -7,10 +7,11 @@ from collections import Counter
 
 import pytest
 from jsonschema import Draft202012Validator
-from kafka_io import drain, eventually, produce, read
+from kafka_io import drain, produce, read
 
 from stream import movielens
 from stream.bbc import articles
+from stream.launcher import eventually
 from stream.records import schema
 
 pytestmark = pytest.mark.timeout(300)

@@ -30,12 +30,18 @@ def load_two_tastes(settings) -> tuple[list[str], int]:
     return users, len(events)
 
 
-def test_replay_on_top_of_current_state_applies_nothing_twice_then_goes_live(settings_for, start_worker):
+def applied_then_stopped(settings_for, start_worker):
+    """A worker applies :func:`load_two_tastes` live and stops: (settings, users, events)."""
     settings = settings_for(k=2, seed_users=10)
     worker = start_worker(settings)
     users, n_events = load_two_tastes(settings)
     worker.wait_until(lambda h: h["counters"]["applied"] == n_events, 120, "the events")
     worker.stop()
+    return settings, users, n_events
+
+
+def test_replay_on_top_of_current_state_applies_nothing_twice_then_goes_live(settings_for, start_worker):
+    settings, users, n_events = applied_then_stopped(settings_for, start_worker)
 
     replay = start_worker(settings, ["replay", "--from-beginning"])
     health = replay.wait_until(lambda h: h["replay"]["finished"], 60, "the replay to catch up")
@@ -51,11 +57,7 @@ def test_replay_on_top_of_current_state_applies_nothing_twice_then_goes_live(set
 
 
 def test_two_fresh_replays_publish_the_same_final_membership(settings_for, start_worker):
-    settings = settings_for(k=2, seed_users=10)
-    worker = start_worker(settings)
-    users, n_events = load_two_tastes(settings)
-    worker.wait_until(lambda h: h["counters"]["applied"] == n_events, 120, "the events")
-    worker.stop()
+    settings, users, n_events = applied_then_stopped(settings_for, start_worker)
     live_changes = len(drain(settings, settings.topic_changes))
 
     finals = []

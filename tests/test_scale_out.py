@@ -8,7 +8,7 @@ import dataclasses
 import json
 from collections import Counter
 
-from kafka_io import eventually, produce
+from kafka_io import produce
 
 from stream.evaluate import (
     TextVectors,
@@ -21,6 +21,7 @@ from stream.evaluate import (
     stream_once,
 )
 from stream.kafka import free_port
+from stream.launcher import eventually
 
 
 def test_two_workers_share_the_load_with_one_model(settings_for, start_worker, encoder, tmp_path):
