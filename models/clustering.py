@@ -239,15 +239,16 @@ class StreamingKMeans:
         for user_id, (segment, vector) in stats.users.items():
             self._remember(user_id, vector, None if segment < 0 else segment)
         self.sizes = np.maximum(self.sizes + stats.size_delta, 0)
-        changed = bool(stats.counts.any()) and self.centroids is not None
-        if changed:
-            assert self.centroids is not None
-            for seg in np.flatnonzero(stats.counts):
-                n = int(stats.counts[seg])
+        changed = False
+        if self.centroids is not None:
+            sums, counts = self._with_unassigned(stats)
+            changed = bool(counts.any())
+            for seg in np.flatnonzero(counts):
+                n = int(counts[seg])
                 kept = self.weights[seg] * self.decay**n
                 self.weights[seg] = kept + n
-                self.centroids[seg] = (self.centroids[seg] * kept + stats.sums[seg]) / self.weights[seg]
-            self.updates_since_refresh += int(stats.counts.sum())
+                self.centroids[seg] = (self.centroids[seg] * kept + sums[seg]) / self.weights[seg]
+            self.updates_since_refresh += int(counts.sum())
         rebuild = stats.rebuild is not None and len(self.reservoir) >= self.k
         if not (changed or rebuild or self.ready_to_seed() or self.needs_refresh()):
             return False
@@ -259,6 +260,20 @@ class StreamingKMeans:
         elif self.needs_refresh():
             self.refresh()
         return True
+
+    def _with_unassigned(self, stats: CentroidStats) -> tuple[np.ndarray, np.ndarray]:
+        """The batch's sums and counts, plus the users its worker could not assign (its copy
+        was not seeded yet, as while a backlog is worked off) at their nearest centroid: their
+        evidence still moves the model."""
+        unassigned = [vector for segment, vector in stats.users.values() if segment < 0]
+        if not unassigned:
+            return stats.sums, stats.counts
+        assert self.centroids is not None
+        matrix = np.stack(unassigned).astype(np.float64)
+        nearest_of = nearest_all(self.centroids, matrix)
+        sums = stats.sums.copy()
+        np.add.at(sums, nearest_of, matrix)
+        return sums, stats.counts + np.bincount(nearest_of, minlength=self.k)
 
     def _remember(self, user_id: str, vector: np.ndarray, segment: int | None) -> None:
         self.reservoir[user_id] = vector.astype(np.float32)

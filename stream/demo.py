@@ -38,10 +38,30 @@ def describe_segments(portraits: list[dict], members: dict[str, int]) -> str:
         movies = "; ".join(titles.get(i["item_id"], i["item_id"]) for i in p["top_items"][:3])
         jobs = Counter(jobs_of.get(u, "?") for u, s in members.items() if s == seg)
         actions = ", ".join(f"{a} {share:.0%}" for a, share in p["actions"].items())
-        lines.append(f"segment {seg}: {p['size']} users — {genres or '(no events yet)'}")
+        lines.append(f"segment {seg}: {p['size']} users — {genres or '(no events counted here yet: its users acted before it formed)'}")
         lines.append(f"    distinctive movies: {movies}")
         lines.append(f"    actions: {actions}; occupations: {', '.join(f'{j} {n}' for j, n in jobs.most_common(3))}")
     return "\n".join(lines)
+
+
+def settled(worker: WorkerProcess, quiet_s: float, timeout_s: float) -> dict:
+    """/healthz once the model version and the sweeps have held still for ``quiet_s``: the
+    owner has worked off the workers' updates and the last version has been swept."""
+    def progress(h: dict) -> tuple:
+        return h["model"]["version"], h["counters"]["swept"], h["counters"]["changes"]
+
+    last: tuple | None = None
+    since = time.monotonic()
+    deadline = since + timeout_s
+    while True:
+        health = worker.health()
+        assert health is not None
+        now = time.monotonic()
+        if progress(health) != last:
+            last, since = progress(health), now
+        elif now - since >= quiet_s or now > deadline:
+            return health
+        time.sleep(0.25)
 
 
 def run_demo(limit: int, k: int, keep_logs: Path) -> int:
@@ -83,11 +103,16 @@ def run_demo(limit: int, k: int, keep_logs: Path) -> int:
             assert health is not None
             print(
                 f"worker applied {health['counters']['applied']:,} behaviour events in {stream_s:.1f}s "
-                f"({health['counters']['applied'] / stream_s:,.0f} events/s end to end), "
-                f"{health['counters']['changes']:,} segment changes, model v{health['model']['version']}",
+                f"({health['counters']['applied'] / stream_s:,.0f} events/s end to end)",
                 flush=True,
             )
-            time.sleep(settings.batch_wait_s * 2)
+            t0 = time.monotonic()
+            health = settled(worker, quiet_s=3.0, timeout_s=600)
+            print(
+                f"model owner caught up {time.monotonic() - t0:.1f}s later: model v{health['model']['version']}, "
+                f"{health['counters']['changes']:,} segment changes",
+                flush=True,
+            )
             latest = final_memberships(settings.bootstrap, settings.topic_changes, settings.partitions)
             members = {u: c["segment"] for u, c in latest.items()}
             portraits = [worker.get(f"/segments/{seg}")[1] for seg in range(k)]

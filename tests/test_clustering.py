@@ -187,3 +187,15 @@ def test_a_canonical_rebuild_depends_only_on_the_users_vectors():
     np.testing.assert_allclose(results[0], results[1], atol=1e-6)
     sizes = np.bincount(nearest_all(results[0], x.astype(np.float64)), minlength=4)
     assert list(sizes) == sorted(sizes, reverse=True)  # ids numbered by size
+
+
+def test_users_a_worker_could_not_assign_still_move_a_seeded_model():
+    """A worker whose copy is not seeded yet (a backlog) sends vectors without segments."""
+    model = StreamingKMeans(k=2, dim=2, seed_users=2)
+    model.centroids, model.weights = np.eye(2), np.array([1.0, 1.0])
+    stats = model.stats()
+    stats.observe("late", np.array([0.0, 1.0], dtype=np.float32), None)
+    stats.observe("later", np.array([0.6, 0.8], dtype=np.float32), None)
+    assert model.apply(stats) and model.version == 1 and model.updates_since_refresh == 2
+    np.testing.assert_allclose(model.centroids[1], [0.6 / 3, 2.8 / 3], atol=1e-3)  # (c + both) / 3
+    np.testing.assert_array_equal(model.centroids[0], [1.0, 0.0])
