@@ -11,7 +11,9 @@ vectors) to the model owner, which applies them in order (:meth:`StreamingKMeans
   ``decay = 2 ** (-1 / half_life_updates)``, so old evidence fades and centroids follow drift.
 - Every ``refresh_every`` updates (ten times sooner while a segment is empty) the owner
   re-runs k-means on the reservoir of the most recently updated users, warm-started from the
-  current centroids and against fresh k-means++ restarts, and keeps the lowest inertia. New
+  current centroids. Every ``cold_refresh_every``-th refresh, and whenever a segment is empty,
+  fresh k-means++ restarts compete with the warm start and the lowest inertia wins: they are
+  ten fits, so doing them on every refresh made the owner's cost grow with the reservoir. New
   centroids are matched to the old ids by the Hungarian method, so users who did not change
   keep their id; an empty centroid is thereby re-seeded where the data needs one.
 - Hysteresis: a user leaves its segment only for a centroid closer by more than ``margin``
@@ -185,6 +187,7 @@ class StreamingKMeans:
     half_life_updates: float = 2000.0
     margin: float = 0.02
     n_init: int = 10
+    cold_refresh_every: int = 10
     random_state: int = 0
     version: int = 0
     centroids: np.ndarray | None = None  # float64 [k, dim]; None until seeded
@@ -193,6 +196,7 @@ class StreamingKMeans:
     reseeded: list[int] = field(default_factory=list)  # re-seeded by the latest refresh: no hysteresis
     rebuilt_version: int = 0  # version of the latest rebuild (0: none)
     updates_since_refresh: int = 0
+    refreshes: int = 0  # by this owner since it loaded the model: every cold_refresh_every-th is cold
     updates_offset: int = -1  # the last offset of the updates topic applied (owner exactly-once)
     reservoir: OrderedDict[str, np.ndarray] = field(default_factory=OrderedDict)
     assigned: dict[str, int] = field(default_factory=dict)  # segment of each reservoir user
@@ -223,6 +227,18 @@ class StreamingKMeans:
         ):
             best = current
         return Assignment(best, float(d[best]))
+
+    def assign_all(self, matrix: np.ndarray, current: np.ndarray) -> np.ndarray:
+        """:meth:`assign` for every row of ``matrix`` at once (``current`` -1: none)."""
+        if self.centroids is None:
+            raise RuntimeError("model not seeded yet")
+        d = np.sqrt(squared_distances(self.centroids, np.asarray(matrix, dtype=np.float64)))
+        rows = np.arange(len(d))
+        best = d.argmin(axis=1)
+        has_current = (current >= 0) & (current < self.k)
+        current_distance = d[rows, np.where(has_current, current, 0)]
+        keep = has_current & ~np.isin(best, self.reseeded) & (current_distance - d[rows, best] <= self.margin)
+        return np.where(keep, current, best)
 
     def stats(self) -> CentroidStats:
         """Empty statistics for a worker batch assigned with this version."""
@@ -301,13 +317,15 @@ class StreamingKMeans:
         order users were updated in."""
         return np.stack([self.reservoir[u] for u in sorted(self.reservoir)]).astype(np.float64)
 
-    def _cluster(self, matrix: np.ndarray, warm_start: np.ndarray | None) -> np.ndarray:
-        best = KMeans(self.k, init="k-means++", n_init=self.n_init, random_state=self.random_state).fit(matrix)
+    def _cluster(self, matrix: np.ndarray, warm_start: np.ndarray | None, cold: bool = True) -> np.ndarray:
+        """k-means on ``matrix``: from ``warm_start``, from ``n_init`` k-means++ restarts
+        (``cold``), or both, keeping the lowest inertia."""
+        fits = []
+        if cold or warm_start is None:
+            fits.append(KMeans(self.k, init="k-means++", n_init=self.n_init, random_state=self.random_state).fit(matrix))
         if warm_start is not None:
-            warm = KMeans(self.k, init=warm_start, n_init=1).fit(matrix)
-            if warm.inertia_ <= best.inertia_:
-                best = warm
-        return best.cluster_centers_.astype(np.float64)
+            fits.append(KMeans(self.k, init=warm_start, n_init=1).fit(matrix))
+        return min(fits, key=lambda fit: fit.inertia_).cluster_centers_.astype(np.float64)
 
     def seed(self) -> None:
         """k-means++ on the users seen so far; workers' sweeps then assign everyone."""
@@ -323,9 +341,11 @@ class StreamingKMeans:
         old = self.centroids
         empty = [int(i) for i in np.flatnonzero(self.sizes == 0)]
         matrix = self._reservoir_matrix()
-        new = self._cluster(matrix, old)
+        self.refreshes += 1
+        cold = bool(empty) or self.refreshes % self.cold_refresh_every == 0
+        new = self._cluster(matrix, old, cold)
         new = new[match_ids(old, new)]
-        self._replace(old, new, matrix, "refresh", reseeded=empty)
+        self._replace(old, new, matrix, "refresh", reseeded=empty, cold=cold)
 
     def rebuild(self, canonical: bool) -> None:
         """A cold, deterministic re-clustering of the reservoir (a replay's final step): only
@@ -343,14 +363,17 @@ class StreamingKMeans:
         self.rebuilt_version = self.version
         self._replace(old, new, matrix, "rebuild", reseeded=[])
 
-    def _replace(self, old: np.ndarray, new: np.ndarray, matrix: np.ndarray, kind: str, reseeded: list[int]) -> None:
+    def _replace(
+        self, old: np.ndarray, new: np.ndarray, matrix: np.ndarray, kind: str, reseeded: list[int], **detail: Any
+    ) -> None:
         before = inertia(old, matrix)
         self.centroids = new
         self.reseeded = reseeded
         counts = np.bincount(nearest_all(new, matrix), minlength=self.k).astype(np.float64)
-        moved = sum(
-            1 for user, current in self.assigned.items() if self.assign(self.reservoir[user], current).segment != current
-        )
+        users = list(self.assigned)
+        current = np.fromiter(self.assigned.values(), dtype=np.int64, count=len(users))
+        vectors = np.stack([self.reservoir[u] for u in users]) if users else np.zeros((0, self.dim))
+        moved = int((self.assign_all(vectors, current) != current).sum())
         self.weights = np.maximum(self.weights, counts)
         self.updates_since_refresh = 0
         self._log(
@@ -361,6 +384,7 @@ class StreamingKMeans:
             moved_users=moved,
             reseeded_empty=reseeded,
             centroid_shift=[round(float(x), 4) for x in np.linalg.norm(new - old, axis=1)],
+            **detail,
         )
 
     def _log(self, kind: str, **detail: Any) -> None:

@@ -140,7 +140,7 @@ def create_app(
             return np.zeros((0, encoder.dim), dtype=np.float32)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            executor, lambda: encoder.encode(texts, batch_size=settings.encode_batch_size)
+            executor, lambda: encoder.encode(texts, batch_size=settings.encode_batch_size or None)
         )
 
     def load_state(user_id: str) -> UserState | None:
@@ -350,7 +350,7 @@ def create_app(
                 "catalogue_items": len(item_vectors),
                 "model": {"version": model.version, "seeded": model.seeded, "k": model.k, "owner": owner.active},
                 "replay": None if replay is None else replay.progress(),
-                "encoder": {"providers": encoder.providers, "dim": encoder.dim},
+                "encoder": {"providers": encoder.providers, "precision": encoder.precision, "dim": encoder.dim},
                 "counters": counters.as_dict(),
             }
         )

@@ -4,7 +4,9 @@ worker end to end on the embedded broker. Not part of the test suite.
 Section 1, "Encoder": sentences per second on real texts (BBC News snippets of review length,
 and their first sentences) for sentence-transformers on torch (the baseline, batch 32, torch
 threads = the physical cores available), the ONNX encoder in fp32 and int8, each also with
-batches in input order (padded to the batch's longest) instead of sorted by length. Every
+batches in input order (padded to the batch's longest) instead of sorted by length, and the
+tokenizer alone. Where onnxruntime has CUDA, also the ONNX encoder in fp32 and fp16 on the GPU
+(and sentence-transformers on it, where torch has CUDA) at ``--gpu-batch``. Every
 engine is timed once per round, round after round, so load from other processes falls on all
 of them alike; each figure is the median of the rounds after a warm-up. The ratio is to the
 baseline measured in the same run; cosines are to the baseline's embeddings.
@@ -122,9 +124,10 @@ def _timed_rounds(engines: dict[str, Callable[[], np.ndarray]], repeats: int) ->
     return {name: statistics.median(values) for name, values in seconds.items()}
 
 
-def encoder_section(n_texts: int, repeats: int, threads: int | None) -> dict[str, Any]:
+def encoder_section(n_texts: int, repeats: int, threads: int | None, gpu_batch: int, gpu_texts: int) -> dict[str, Any]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    import onnxruntime as ort
     import torch
     from sentence_transformers import SentenceTransformer
 
@@ -134,14 +137,31 @@ def encoder_section(n_texts: int, repeats: int, threads: int | None) -> dict[str
     settings = load_settings()
     cores = threads or physical_cores()
     torch.set_num_threads(cores)
+    model_path = Path(settings.model_path) if settings.model_path else default_model_path()
     onnx_dir = export_onnx(Path(settings.model_path) if settings.model_path else None, Path(settings.model_cache))
-    baseline = SentenceTransformer(str(Path(settings.model_path) if settings.model_path else default_model_path()), device="cpu")
-    fp32 = Encoder(onnx_dir, prefer_gpu=False, intra_op_threads=cores)
+    baseline = SentenceTransformer(str(model_path), device="cpu")
+    fp32 = Encoder(onnx_dir, prefer_gpu=False, intra_op_threads=cores, precision="fp32")
     int8 = Encoder(onnx_dir, prefer_gpu=False, intra_op_threads=cores, precision="int8")
+    gpu: dict[str, Callable[[list[str]], np.ndarray]] = {}
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        for precision in ("fp32", "fp16"):
+            encoder = Encoder(onnx_dir, prefer_gpu=True, precision=precision)
+            gpu[f"onnx {precision}, CUDA"] = lambda texts, encoder=encoder: encoder.encode(texts, gpu_batch)
+        if torch.cuda.is_available():
+            on_cuda = SentenceTransformer(str(model_path), device="cuda")
+            gpu["sentence-transformers, CUDA"] = lambda texts: on_cuda.encode(
+                texts, batch_size=gpu_batch, normalize_embeddings=True, convert_to_numpy=True
+            )
+
+    def tokenize(texts: list[str]) -> None:
+        for start in range(0, len(texts), BATCH_SIZE):
+            fp32.inputs_for(texts[start : start + BATCH_SIZE])
 
     sets = []
     for label, texts in text_sets(n_texts).items():
-        engines: dict[str, Callable[[], np.ndarray]] = {
+        # GPU engines get the texts repeated to gpu_texts: a few hundred take them milliseconds.
+        tiled = texts * max(1, -(-gpu_texts // len(texts)))
+        engines: dict[str, Callable[[], np.ndarray | None]] = {
             "sentence-transformers (torch)": lambda texts=texts: baseline.encode(
                 texts, batch_size=BATCH_SIZE, normalize_embeddings=True, convert_to_numpy=True
             ),
@@ -149,33 +169,35 @@ def encoder_section(n_texts: int, repeats: int, threads: int | None) -> dict[str
             "onnx int8": lambda texts=texts: int8.encode(texts, BATCH_SIZE),
             "onnx fp32, input order": lambda texts=texts: fp32.encode(texts, BATCH_SIZE, sort_by_length=False),
             "onnx int8, input order": lambda texts=texts: int8.encode(texts, BATCH_SIZE, sort_by_length=False),
+            "tokenizer alone": lambda texts=texts: tokenize(texts),
+            **{name: (lambda run=run, tiled=tiled: run(tiled)) for name, run in gpu.items()},
         }
+        counts = {name: len(tiled) if name in gpu else len(texts) for name in engines}
         outputs = {name: run() for name, run in engines.items()}  # warm-up, and the embeddings
         medians = _timed_rounds(engines, repeats)
         reference = outputs["sentence-transformers (torch)"]
         base_rate = len(texts) / medians["sentence-transformers (torch)"]
         rows = []
         for name in engines:
-            cos = (outputs[name] * reference).sum(axis=1) / (
-                np.linalg.norm(outputs[name], axis=1) * np.linalg.norm(reference, axis=1)
-            )
-            rate = len(texts) / medians[name]
-            rows.append({
-                "engine": name,
-                "sentences_per_s": rate,
-                "ratio": rate / base_rate,
-                "cos_mean": float(cos.mean()),
-                "cos_min": float(cos.min()),
-            })
+            rate = counts[name] / medians[name]
+            row: dict[str, Any] = {"engine": name, "sentences_per_s": rate, "ratio": rate / base_rate}
+            if outputs[name] is not None:
+                ours = outputs[name][: len(texts)]
+                cos = (ours * reference).sum(axis=1) / (np.linalg.norm(ours, axis=1) * np.linalg.norm(reference, axis=1))
+                row.update(cos_mean=float(cos.mean()), cos_min=float(cos.min()))
+            rows.append(row)
         words = statistics.mean(len(t.split()) for t in texts)
-        sets.append({"texts": label, "n": len(texts), "mean_words": words, "rows": rows})
+        sets.append({"texts": label, "n": len(texts), "gpu_n": len(tiled), "mean_words": words, "rows": rows})
     return {
         "threads": cores,
         "batch_size": BATCH_SIZE,
+        "gpu_batch_size": gpu_batch if gpu else None,
         "repeats": repeats,
         "sets": sets,
         "note": "the ONNX encoder sorts texts by length before batching (each batch padded to its "
-        "longest); 'input order' rows turn that off. sentence-transformers sorts by length too.",
+        "longest) and tokenizes the next batch while the model runs; 'input order' rows turn the "
+        "sorting off. sentence-transformers sorts by length too. 'tokenizer alone' is the fast "
+        "tokenizer plus the input arrays, batch 32, on the CPU.",
     }
 
 
@@ -184,14 +206,20 @@ def print_encoder_section(result: dict[str, Any]) -> None:
         f"\n1. Encoder: sentences/s, median of {result['repeats']} rounds after a warm-up; batch "
         f"{result['batch_size']}, {result['threads']} threads (torch and onnxruntime intra-op)"
     )
+    if result["gpu_batch_size"]:
+        print(
+            f"   CUDA rows: batch {result['gpu_batch_size']}, each round the set repeated (n below); "
+            "ratios are to the CPU baseline"
+        )
+    else:
+        print("   no CUDAExecutionProvider here: no GPU rows")
     for s in result["sets"]:
-        print(f"\n  {s['texts']}: {s['n']} texts, {s['mean_words']:.0f} words on average")
+        repeated = f" (CUDA rows: {s['gpu_n']:,})" if result["gpu_batch_size"] else ""
+        print(f"\n  {s['texts']}: {s['n']} texts{repeated}, {s['mean_words']:.0f} words on average")
         print(f"  {'engine':<32}{'sentences/s':>12}{'ratio':>8}{'cos mean':>10}{'cos min':>9}")
         for row in s["rows"]:
-            print(
-                f"  {row['engine']:<32}{row['sentences_per_s']:>12,.1f}{row['ratio']:>7.2f}x"
-                f"{row['cos_mean']:>10.4f}{row['cos_min']:>9.4f}"
-            )
+            cos = f"{row['cos_mean']:>10.4f}{row['cos_min']:>9.4f}" if "cos_mean" in row else f"{'-':>10}{'-':>9}"
+            print(f"  {row['engine']:<32}{row['sentences_per_s']:>12,.1f}{row['ratio']:>7.2f}x{cos}")
     print(f"\n  {result['note']}")
 
 
@@ -319,10 +347,10 @@ def end_to_end_section(n_reviews: int, n_ratings: int, repeats: int) -> dict[str
     timings = []
     for _ in range(repeats):
         started = time.monotonic()
-        encoder.encode(texts, batch_size=settings0.encode_batch_size)
+        encoder.encode(texts, batch_size=settings0.encode_batch_size or None)
         timings.append(time.monotonic() - started)
     encoder_rate = len(texts) / statistics.median(timings)
-    providers = list(encoder.providers)
+    providers, precision = list(encoder.providers), encoder.precision
     del encoder
 
     with tempfile.TemporaryDirectory() as logs, EmbeddedBroker(log_path=Path(logs) / "broker.log").running() as broker:
@@ -346,7 +374,7 @@ def end_to_end_section(n_reviews: int, n_ratings: int, repeats: int) -> dict[str
         finally:
             worker.stop()
     return {
-        "precision": settings0.encoder_precision,
+        "precision": precision,
         "providers": providers,
         "repeats": repeats,
         "reviews": len(reviews),
@@ -387,7 +415,7 @@ def print_end_to_end_section(result: dict[str, Any]) -> None:
 # --- section 3: user state ---------------------------------------------------------------
 
 STATE_DIM = 384  # the encoder's (all-MiniLM-L6-v2)
-STATE_USERS = (1_000, 100_000)
+STATE_USERS = (1_000, 10_000, 100_000)
 ROW_BUDGET = 2048  # bytes per user row the users table aims at
 SYNTHETIC_ITEMS = 2_000
 T0_S = 1_700_000_000
@@ -553,6 +581,16 @@ def per_event_cost(settings: Settings, n_events: int, repeats: int) -> list[dict
         owner_s = time.perf_counter() - started
         # counted in the model's log, which keeps its latest 50 events: enough below ~25,000 events
         refreshes = sum(e["event"] == "refresh" and e["version"] > version for e in owner.model.events)
+        # One refresh of each kind on the final reservoir: the pass above may hold no cold one
+        # (every cold_refresh_every-th), so its share is added to the per-event cost pro rata.
+        model = owner.model
+        refresh_s = {}
+        for cold in (True, False):
+            model.refreshes = model.cold_refresh_every - 1 if cold else 0
+            started = time.perf_counter()
+            model.refresh()
+            refresh_s["cold" if cold else "warm"] = time.perf_counter() - started
+        amortized = (refresh_s["cold"] - refresh_s["warm"]) / (model.cold_refresh_every * model.refresh_every)
         rows.append({
             "users": users,
             "events": n_events,
@@ -560,6 +598,9 @@ def per_event_cost(settings: Settings, n_events: int, repeats: int) -> list[dict
             "worker_rounds_s": run["seconds"],
             "row_bytes_mean": float(np.mean([len(raw) for raw in run["after"].values()])),
             "owner_us_per_event": owner_s / n_events * 1e6,
+            "owner_us_per_event_with_cold_share": (owner_s / n_events + amortized) * 1e6,
+            "owner_warm_refresh_s": refresh_s["warm"],
+            "owner_cold_refresh_s": refresh_s["cold"],
             "owner_reservoir": len(owner.model.reservoir),
             "owner_refreshes": refreshes,
         })
@@ -567,6 +608,7 @@ def per_event_cost(settings: Settings, n_events: int, repeats: int) -> list[dict
 
 
 def state_section(n_events: int, repeats: int) -> dict[str, Any]:
+    from models.clustering import StreamingKMeans
     from stream.config import load_settings
 
     settings = load_settings()
@@ -577,6 +619,7 @@ def state_section(n_events: int, repeats: int) -> dict[str, Any]:
         "movielens": movielens_rows(settings),
         "cost": per_event_cost(settings, n_events, repeats),
         "refresh_every": settings.refresh_every,
+        "cold_refresh_every": StreamingKMeans.cold_refresh_every,
     }
 
 
@@ -604,26 +647,35 @@ def print_state_section(result: dict[str, Any]) -> None:
     )
     print(
         f"\n  per event, {cost[0]['events']:,} behaviours on a table of N users (worker: median of "
-        f"{result['repeats']} rounds; owner: one pass, a re-clustering every {result['refresh_every']} updates)"
+        f"{result['repeats']} rounds; owner: one pass, a re-clustering every {result['refresh_every']} updates, "
+        f"then one cold and one warm re-clustering timed on its final reservoir; 'with cold' adds the cold "
+        f"ones' extra cost pro rata, one in {result['cold_refresh_every']})"
     )
-    print(f"  {'users':>9}{'worker us/event':>17}{'row bytes':>11}{'owner us/event':>16}{'reservoir':>11}{'refreshes':>11}")
+    print(
+        f"  {'users':>9}{'worker us/event':>17}{'row bytes':>11}{'owner us/event':>16}{'with cold':>11}"
+        f"{'reservoir':>11}{'refreshes':>11}{'warm s':>8}{'cold s':>8}"
+    )
     for row in cost:
         print(
             f"  {row['users']:>9,}{row['worker_us_per_event']:>17,.1f}{row['row_bytes_mean']:>11,.0f}"
-            f"{row['owner_us_per_event']:>16,.1f}{row['owner_reservoir']:>11,}{row['owner_refreshes']:>11}"
+            f"{row['owner_us_per_event']:>16,.1f}{row['owner_us_per_event_with_cold_share']:>11,.1f}"
+            f"{row['owner_reservoir']:>11,}{row['owner_refreshes']:>11}"
+            f"{row['owner_warm_refresh_s']:>8.2f}{row['owner_cold_refresh_s']:>8.2f}"
         )
-    first, last = cost[0], cost[-1]
-    print(
-        f"  ratio {last['users']:,} / {first['users']:,} users: worker "
-        f"{last['worker_us_per_event'] / first['worker_us_per_event']:.2f}x, owner "
-        f"{last['owner_us_per_event'] / first['owner_us_per_event']:.2f}x"
-    )
+    for small, large in zip(cost, cost[1:]):
+        print(
+            f"  ratio {large['users']:,} / {small['users']:,} users: worker "
+            f"{large['worker_us_per_event'] / small['worker_us_per_event']:.2f}x, owner with cold "
+            f"{large['owner_us_per_event_with_cold_share'] / small['owner_us_per_event_with_cold_share']:.2f}x"
+        )
 
 
 def command(
     n_texts: int = 256,
     repeats: int = 3,
     threads: int | None = None,
+    gpu_batch: int = 256,
+    gpu_texts: int = 16_384,
     end_to_end: bool = False,
     reviews: int = 2225,
     ratings: int = 100_000,
@@ -632,12 +684,12 @@ def command(
     encoder: bool = True,
     as_json: bool = False,
 ) -> int:
-    if n_texts < 1 or repeats < 1 or state_events < 1:
-        raise SystemExit("--texts, --repeats and --state-events must be at least 1")
+    if min(n_texts, repeats, state_events, gpu_batch, gpu_texts) < 1:
+        raise SystemExit("--texts, --repeats, --state-events, --gpu-batch and --gpu-texts must be at least 1")
     hw = hardware()
     report: dict[str, Any] = {"hardware": hw}
     if encoder:
-        report["encoder"] = encoder_section(n_texts, repeats, threads)
+        report["encoder"] = encoder_section(n_texts, repeats, threads, gpu_batch, gpu_texts)
     if end_to_end:
         report["end_to_end"] = end_to_end_section(reviews, ratings, repeats)
     if state:

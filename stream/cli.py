@@ -192,7 +192,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from stream.bench import command
 
     return command(
-        n_texts=args.texts, repeats=args.repeats, threads=args.threads, end_to_end=args.end_to_end,
+        n_texts=args.texts, repeats=args.repeats, threads=args.threads, gpu_batch=args.gpu_batch,
+        gpu_texts=args.gpu_texts, end_to_end=args.end_to_end,
         reviews=args.reviews, ratings=args.ratings, state=args.state, state_events=args.state_events,
         encoder=not args.no_encoder, as_json=args.json,
     )
@@ -309,11 +310,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "bench",
-        help="encoder sentences/s against sentence-transformers on BBC texts (fp32, int8); optionally the worker end to end",
+        help="encoder sentences/s against sentence-transformers on BBC texts (fp32, int8; fp16 on a GPU); "
+        "optionally the worker end to end and user state",
     )
     p.add_argument("--texts", type=int, default=256, help="BBC articles to take snippets and first sentences of (default 256)")
     p.add_argument("--repeats", type=int, default=3, help="timed rounds after the warm-up; figures are medians (default 3)")
     p.add_argument("--threads", type=int, help="torch and onnxruntime threads (default: physical cores available)")
+    p.add_argument("--gpu-batch", type=int, default=256, help="batch size of the CUDA rows (default 256)")
+    p.add_argument(
+        "--gpu-texts", type=int, default=16_384, help="texts per CUDA round: the set repeated to this many (default 16,384)"
+    )
     p.add_argument("--end-to-end", action="store_true", help="also one worker on the embedded broker (takes minutes)")
     p.add_argument("--reviews", type=int, default=2225, help="--end-to-end: BBC reviews to publish (default all 2,225)")
     p.add_argument("--ratings", type=int, default=100_000, help="--end-to-end: MovieLens ratings to publish (default 100,000)")

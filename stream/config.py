@@ -52,8 +52,8 @@ class Settings:
     model_cache: str = field(default_factory=lambda: str(Path(_default_cache_dir()) / "models"))
     prefer_gpu: bool = True
     encoder_threads: int = 0
-    encode_batch_size: int = 32
-    encoder_precision: str = "fp32"
+    encode_batch_size: int = 0
+    encoder_precision: str = "auto"
     # User state
     half_life_days: float = 30.0
     weight_view: float = 1.0
@@ -115,9 +115,10 @@ HELP: dict[str, str] = {
     "model_cache": "where ONNX exports are cached",
     "prefer_gpu": "use CUDAExecutionProvider when onnxruntime has it",
     "encoder_threads": "onnxruntime intra-op threads (0: one per physical core)",
-    "encode_batch_size": "texts per encoder call",
-    "encoder_precision": "fp32, or int8: dynamic per-channel int8 quantization of the ONNX model "
-    "(made once next to the export; faster on CPU, cosine to fp32 about 0.99)",
+    "encode_batch_size": "texts per encoder run (0: 32 on a CPU, 256 on a GPU)",
+    "encoder_precision": "auto (fp16 on a GPU, else fp32), fp32, int8 (dynamic per-channel int8 "
+    "quantization; faster on CPU, cosine to fp32 about 0.99) or fp16 (float16 graph for GPUs); "
+    "int8 and fp16 graphs are made once next to the export",
     "half_life_days": "event-time half-life of an event's weight in the user embedding",
     "weight_view": "weight of a view",
     "weight_click": "weight of a click",
@@ -173,10 +174,12 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     settings = Settings(**values)
     if settings.k < 1 or settings.seed_users < settings.k:
         raise ValueError("need k >= 1 and seed_users >= k")
-    if settings.encoder_precision not in ("fp32", "int8"):
+    from models.encoder import PRECISIONS
+
+    if settings.encoder_precision not in PRECISIONS:
         raise ValueError(
             f"{ENV_PREFIX}ENCODER_PRECISION: unknown encoder precision {settings.encoder_precision!r}: "
-            "expected fp32 or int8"
+            f"expected one of {', '.join(PRECISIONS)}"
         )
     return settings
 

