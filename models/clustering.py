@@ -228,8 +228,11 @@ class StreamingKMeans:
             best = current
         return Assignment(best, float(d[best]))
 
-    def assign_all(self, matrix: np.ndarray, current: np.ndarray) -> np.ndarray:
-        """:meth:`assign` for every row of ``matrix`` at once (``current`` -1: none)."""
+    def assign_all(
+        self, matrix: np.ndarray, current: np.ndarray, hysteresis: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`assign` for every row of ``matrix`` at once (``current`` -1: none): the
+        segments and the distances to them."""
         if self.centroids is None:
             raise RuntimeError("model not seeded yet")
         d = np.sqrt(squared_distances(self.centroids, np.asarray(matrix, dtype=np.float64)))
@@ -237,8 +240,10 @@ class StreamingKMeans:
         best = d.argmin(axis=1)
         has_current = (current >= 0) & (current < self.k)
         current_distance = d[rows, np.where(has_current, current, 0)]
-        keep = has_current & ~np.isin(best, self.reseeded) & (current_distance - d[rows, best] <= self.margin)
-        return np.where(keep, current, best)
+        keep = hysteresis & has_current & ~np.isin(best, self.reseeded)
+        keep &= current_distance - d[rows, best] <= self.margin
+        segments = np.where(keep, current, best)
+        return segments, d[rows, segments]
 
     def stats(self) -> CentroidStats:
         """Empty statistics for a worker batch assigned with this version."""
@@ -373,7 +378,7 @@ class StreamingKMeans:
         users = list(self.assigned)
         current = np.fromiter(self.assigned.values(), dtype=np.int64, count=len(users))
         vectors = np.stack([self.reservoir[u] for u in users]) if users else np.zeros((0, self.dim))
-        moved = int((self.assign_all(vectors, current) != current).sum())
+        moved = int((self.assign_all(vectors, current)[0] != current).sum())
         self.weights = np.maximum(self.weights, counts)
         self.updates_since_refresh = 0
         self._log(

@@ -269,19 +269,25 @@ class Pipeline:
     ) -> None:
         """Assign every user whose vector changed with this worker's model version, and record
         the vectors for the owner (which seeds from them while the model is unseeded)."""
-        model = self.segmentation.model
-        for user_id, source in last_source.items():
-            state = result.states[user_id]
-            vector = state.vector
-            if vector is None:
-                continue
-            if not model.seeded:
-                update.stats.observe(user_id, vector, None)
-                continue
-            assignment = model.assign(vector, state.segment)
-            update.stats.observe(user_id, vector, assignment.segment)
+        moved = [(result.states[user_id], source) for user_id, source in last_source.items()]
+        with_vector = [(state, source, vector) for state, source in moved if (vector := state.vector) is not None]
+        if not self.segmentation.model.seeded:
+            for state, _, vector in with_vector:
+                update.stats.observe(state.user_id, vector, None)
+            return
+        assignments = self._assign_all([(state, vector) for state, _, vector in with_vector], hysteresis=True)
+        for (state, source, vector), assignment in zip(with_vector, assignments):
+            update.stats.observe(state.user_id, vector, assignment.segment)
             update.stats.move(state.segment, assignment.segment)
             self._assign(state, assignment, "event", source, result, self.mode_of(source))
+
+    def _assign_all(self, users: list[tuple[UserState, np.ndarray]], hysteresis: bool) -> list[Assignment]:
+        """Each user's assignment under this worker's model, computed for all of them at once."""
+        if not users:
+            return []
+        current = np.array([-1 if state.segment is None else state.segment for state, _ in users], dtype=np.int64)
+        segments, distances = self.segmentation.model.assign_all(np.stack([v for _, v in users]), current, hysteresis)
+        return [Assignment(int(s), float(d)) for s, d in zip(segments, distances)]
 
     def sweep(self, states: Iterable[UserState], mode: str = "live", final: bool = False) -> BatchResult:
         """Re-assign users after a new model version: states whose segment changes, their
@@ -296,11 +302,8 @@ class Pipeline:
         if not model.seeded:
             return result
         update = self.segmentation.new_update(self.settings)
-        for state in states:
-            vector = state.vector
-            if vector is None:
-                continue
-            assignment = model.assign(vector, state.segment, hysteresis=not final)
+        with_vector = [(state, vector) for state in states if (vector := state.vector) is not None]
+        for (state, _), assignment in zip(with_vector, self._assign_all(with_vector, hysteresis=not final)):
             if assignment.segment == state.segment and not final:
                 continue
             update.stats.move(state.segment, assignment.segment)

@@ -209,10 +209,13 @@ def test_assign_all_agrees_with_assign_row_by_row():
     matrix = rng.standard_normal((400, 8)).astype(np.float32)
     current = rng.integers(-1, 6, size=400)
 
-    expected = [model.assign(v, None if c < 0 else int(c)).segment for v, c in zip(matrix, current)]
+    for hysteresis in (True, False):
+        expected = [model.assign(v, None if c < 0 else int(c), hysteresis) for v, c in zip(matrix, current)]
+        segments, distances = model.assign_all(matrix, current, hysteresis)
+        assert segments.tolist() == [a.segment for a in expected]
+        np.testing.assert_allclose(distances, [a.distance for a in expected], rtol=1e-6)
 
-    together = model.assign_all(matrix, current)
-    assert together.tolist() == expected
+    together, _ = model.assign_all(matrix, current)
     kept = (together == current) & (together != nearest_all(model.centroids, matrix))
     assert kept.sum() > 20  # hysteresis kept some users who are not at their nearest centroid
 
