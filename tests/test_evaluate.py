@@ -174,6 +174,7 @@ class GenreEncoder:
 
     dim = 8
     providers = ["fake"]
+    batch_size = 32
 
     def encode(self, texts, batch_size=32):
         rows = []
