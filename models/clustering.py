@@ -9,7 +9,7 @@ vectors) to the model owner, which applies them in order (:meth:`StreamingKMeans
 - Mini-batch steps with a decayed count (Spark StreamingKMeans' forgetfulness): ``n`` vectors
   with sum ``s`` give ``w' = w * decay^n + n; c' = (c * w * decay^n + s) / w'`` with
   ``decay = 2 ** (-1 / half_life_updates)``, so old evidence fades and centroids follow drift.
-- Every ``refresh_every`` updates (ten times sooner while a segment is empty) the owner
+- Every ``refresh_every`` updates (ten times sooner while a segment has no users) the owner
   re-runs k-means on the reservoir of the most recently updated users, warm-started from the
   current centroids. Every ``cold_refresh_every``-th refresh, and whenever a segment is empty,
   fresh k-means++ restarts compete with the warm start and the lowest inertia wins: they are
@@ -314,8 +314,16 @@ class StreamingKMeans:
         """Every ``refresh_every`` updates; ten times sooner while a segment is empty."""
         if self.centroids is None or len(self.reservoir) < 2 * self.k:
             return False
-        due = self.refresh_every // 10 if (self.sizes == 0).any() else self.refresh_every
+        due = self.refresh_every // 10 if self.empty_segments() else self.refresh_every
         return self.updates_since_refresh >= due
+
+    def empty_segments(self) -> list[int]:
+        """Segments no user is assigned to. None while no user is assigned at all: then the
+        workers have not assigned anyone yet (their copies were not seeded while they worked
+        off a backlog), and treating every segment as empty made each refresh a cold one."""
+        if not self.sizes.any():
+            return []
+        return [int(i) for i in np.flatnonzero(self.sizes == 0)]
 
     def _reservoir_matrix(self) -> np.ndarray:
         """The reservoir's vectors in user-id order, so a re-clustering does not depend on the
@@ -344,7 +352,7 @@ class StreamingKMeans:
         """Re-cluster the reservoir and keep ids by matching."""
         assert self.centroids is not None
         old = self.centroids
-        empty = [int(i) for i in np.flatnonzero(self.sizes == 0)]
+        empty = self.empty_segments()
         matrix = self._reservoir_matrix()
         self.refreshes += 1
         cold = bool(empty) or self.refreshes % self.cold_refresh_every == 0

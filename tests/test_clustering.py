@@ -231,3 +231,20 @@ def test_cold_restarts_only_every_nth_refresh_or_when_a_segment_is_empty():
     assert [e["cold"] for e in refreshes] == [
         bool(e["reseeded_empty"]) or n % 3 == 0 for n, e in enumerate(refreshes, start=1)
     ]
+
+
+def test_a_backlog_of_unassigned_users_keeps_refreshes_on_schedule_and_warm():
+    """Workers that work off a backlog before their copy is seeded send every user unassigned:
+    sizes stay zero, which says nothing about empty segments."""
+    rng = np.random.default_rng(7)
+    model = StreamingKMeans(k=3, dim=16, seed_users=30, refresh_every=60, cold_refresh_every=3)
+    for step in range(12):
+        stats = model.stats()
+        for i, vector in enumerate(blobs(rng, 10, np.eye(3, 16) * 5)):
+            stats.observe(f"u{step}-{i}", vector, None)
+        model.apply(stats)
+    refreshes = [e for e in model.events if e["event"] == "refresh"]
+    assert model.seeded and model.sizes.tolist() == [0, 0, 0] and model.empty_segments() == []
+    assert len(refreshes) == 11 * 30 // 60  # every refresh_every updates, not ten times sooner
+    assert [e["cold"] for e in refreshes] == [n % 3 == 0 for n in range(1, len(refreshes) + 1)]
+    assert all(e["reseeded_empty"] == [] for e in refreshes)
