@@ -35,6 +35,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -239,26 +240,6 @@ def _through_worker(worker: Any, settings: Any, topic: str, events: list, label:
     return len(events) / (time.monotonic() - start)
 
 
-def _settle(worker: Any, quiet_s: float = 1.0, timeout_s: float = 300.0) -> float:
-    """Seconds until the worker is idle: no model update applied and no user swept for
-    ``quiet_s``. The throughput phase leaves the model owner updates to fold in and sweeps to
-    run; the latency phase measures the half load, not that tail."""
-    started = time.monotonic()
-
-    def activity() -> tuple[int, int]:
-        counters = (worker.health() or {}).get("counters", {})
-        return counters.get("updates_applied", -1), counters.get("swept", -1)
-
-    last = activity()
-    while time.monotonic() - started < timeout_s:
-        time.sleep(quiet_s)
-        now = activity()
-        if now == last:
-            break
-        last = now
-    return time.monotonic() - started
-
-
 LATENCY_S = 20.0
 # The load at half rate is shaped like the MovieLens replay the rate was measured on (~8 users
 # in a batch of 256): sessions of SESSION events of one existing user. Every PROBE_EVERY-th
@@ -389,7 +370,9 @@ def end_to_end_section(n_reviews: int, n_ratings: int, repeats: int) -> dict[str
             worker.wait_until(lambda h: bool(h) and h["catalogue_items"] >= len(movies), 600, "the catalogue")
             ratings = [(r.user_id, movielens.behavior_event(r)) for r in movielens.ratings()[:n_ratings]]
             behavior_rate = _through_worker(worker, settings, settings.topic_behaviors, ratings, "behaviours")
-            settled_s = _settle(worker)
+            idle_since = time.monotonic()  # the throughput phase leaves the owner updates to fold in
+            worker.settled(quiet_s=1.0, timeout_s=300)
+            settled_s = time.monotonic() - idle_since
             latency = _latency_at_rate(
                 settings, behavior_rate / 2, LATENCY_S, sorted({u for u, _ in ratings}),
                 [item_id for item_id, _ in movies], ratings[-1][1]["ts"] + 1,
@@ -600,15 +583,17 @@ def per_event_cost(settings: Settings, n_events: int, repeats: int) -> list[dict
                 fill.stats.observe(user_id, state.vector, state.segment)
         owner.apply(fill, 1)
         version = owner.version
+        model = owner.model
+        # The pass's refreshes are all warm; the cold ones' extra cost is added pro rata below.
+        cold_refresh_every, model.cold_refresh_every = model.cold_refresh_every, sys.maxsize
         started = time.perf_counter()
         for offset, raw in enumerate(run["updates"], start=2):
             owner.apply(ModelUpdate.from_bytes(raw), offset)
         owner_s = time.perf_counter() - started
+        model.cold_refresh_every = cold_refresh_every
         # counted in the model's log, which keeps its latest 50 events: enough below ~25,000 events
         refreshes = sum(e["event"] == "refresh" and e["version"] > version for e in owner.model.events)
-        # One refresh of each kind on the final reservoir: the pass above may hold no cold one
-        # (every cold_refresh_every-th), so its share is added to the per-event cost pro rata.
-        model = owner.model
+        # One refresh of each kind on the final reservoir, for the cold ones' share.
         refresh_s = {}
         for cold in (True, False):
             model.refreshes = model.cold_refresh_every - 1 if cold else 0
@@ -672,7 +657,7 @@ def print_state_section(result: dict[str, Any]) -> None:
     )
     print(
         f"\n  per event, {cost[0]['events']:,} behaviours on a table of N users (worker: median of "
-        f"{result['repeats']} rounds; owner: one pass, a re-clustering every {result['refresh_every']} updates, "
+        f"{result['repeats']} rounds; owner: one pass, a warm re-clustering every {result['refresh_every']} updates, "
         f"then one cold and one warm re-clustering timed on its final reservoir; 'with cold' adds the cold "
         f"ones' extra cost pro rata, one in {result['cold_refresh_every']})"
     )

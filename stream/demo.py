@@ -44,26 +44,6 @@ def describe_segments(portraits: list[dict], members: dict[str, int]) -> str:
     return "\n".join(lines)
 
 
-def settled(worker: WorkerProcess, quiet_s: float, timeout_s: float) -> dict:
-    """/healthz once the model version and the sweeps have held still for ``quiet_s``: the
-    owner has worked off the workers' updates and the last version has been swept."""
-    def progress(h: dict) -> tuple:
-        return h["model"]["version"], h["counters"]["swept"], h["counters"]["changes"]
-
-    last: tuple | None = None
-    since = time.monotonic()
-    deadline = since + timeout_s
-    while True:
-        health = worker.health()
-        assert health is not None
-        now = time.monotonic()
-        if progress(health) != last:
-            last, since = progress(health), now
-        elif now - since >= quiet_s or now > deadline:
-            return health
-        time.sleep(0.25)
-
-
 def run_demo(limit: int, k: int, keep_logs: Path) -> int:
     started = time.monotonic()
     keep_logs.mkdir(parents=True, exist_ok=True)
@@ -107,7 +87,7 @@ def run_demo(limit: int, k: int, keep_logs: Path) -> int:
                 flush=True,
             )
             t0 = time.monotonic()
-            health = settled(worker, quiet_s=3.0, timeout_s=600)
+            health = worker.settled(quiet_s=3.0, timeout_s=600)
             print(
                 f"model owner caught up {time.monotonic() - t0:.1f}s later: model v{health['model']['version']}, "
                 f"{health['counters']['changes']:,} segment changes",

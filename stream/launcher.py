@@ -77,6 +77,27 @@ class WorkerProcess:
             raise TimeoutError(f"timed out after {timeout_s}s waiting for {what}; last health {health}; log {self.log_path}")
         return health
 
+    def settled(self, quiet_s: float, timeout_s: float) -> dict[str, Any]:
+        """/healthz once the model version and the sweeps have held still for ``quiet_s``: the
+        owner has worked off the workers' updates and the last version has been swept."""
+
+        def progress(h: dict[str, Any]) -> tuple[int, int, int]:
+            return h["model"]["version"], h["counters"]["swept"], h["counters"]["changes"]
+
+        last: tuple[int, int, int] | None = None
+        since = time.monotonic()
+        deadline = since + timeout_s
+        while True:
+            health = self.health()
+            if health is None:
+                raise RuntimeError(f"the worker stopped answering /healthz; see {self.log_path}")
+            now = time.monotonic()
+            if progress(health) != last:
+                last, since = progress(health), now
+            elif now - since >= quiet_s or now > deadline:
+                return health
+            time.sleep(0.25)
+
     def stop(self, kill: bool = False, timeout_s: float = 30.0) -> None:
         """SIGTERM (graceful: commit, flush, publish the model) or SIGKILL (a crash)."""
         if self.process is None or self.process.poll() is not None:
