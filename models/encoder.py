@@ -25,7 +25,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -277,7 +277,9 @@ def export_onnx(model_path: Path | None, cache_dir: Path) -> Path:
     return target
 
 
-def _derived_model(onnx_dir: Path, file_name: str, recipe: dict[str, Any], build: Any) -> Path:
+def _derived_model(
+    onnx_dir: Path, file_name: str, recipe: dict[str, Any], build: Callable[[Path, Path], Path]
+) -> Path:
     """``onnx_dir/file_name``, made from ``model.onnx`` by ``build(onnx_dir, tmp_dir) -> produced
     file`` unless already made with ``recipe``; reuse if done.
 
@@ -462,13 +464,13 @@ class Encoder:
         )
 
     def encode(
-        self, texts: Sequence[str], batch_size: int | None = None, *, sort_by_length: bool = True
+        self, texts: Sequence[str], batch_size: int = 0, *, sort_by_length: bool = True
     ) -> np.ndarray:
         """Embed ``texts`` as float32 [len(texts), dim] rows of unit norm, in input order.
 
         Texts are batched by length so short ones are not padded to a long neighbour
         (``sort_by_length=False`` batches them in input order, for comparison). ``batch_size``
-        defaults to :attr:`batch_size`.
+        0 means :attr:`batch_size` (as ``SEGSTREAM_ENCODE_BATCH_SIZE`` 0 does).
         """
         batch_size = batch_size or self.batch_size
         if isinstance(texts, str):

@@ -141,7 +141,7 @@ def create_app(
             return np.zeros((0, encoder.dim), dtype=np.float32)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            executor, lambda: encoder.encode(texts, batch_size=settings.encode_batch_size or None)
+            executor, lambda: encoder.encode(texts, batch_size=settings.encode_batch_size)
         )
 
     def load_state(user_id: str) -> UserState | None:

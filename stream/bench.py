@@ -140,7 +140,7 @@ def encoder_section(n_texts: int, repeats: int, threads: int | None, gpu_batch: 
     cores = threads or physical_cores()
     torch.set_num_threads(cores)
     model_path = Path(settings.model_path) if settings.model_path else default_model_path()
-    onnx_dir = export_onnx(Path(settings.model_path) if settings.model_path else None, Path(settings.model_cache))
+    onnx_dir = export_onnx(model_path, Path(settings.model_cache))
     baseline = SentenceTransformer(str(model_path), device="cpu")
     fp32 = Encoder(onnx_dir, prefer_gpu=False, intra_op_threads=cores, precision="fp32")
     int8 = Encoder(onnx_dir, prefer_gpu=False, intra_op_threads=cores, precision="int8")
@@ -350,7 +350,7 @@ def end_to_end_section(n_reviews: int, n_ratings: int, repeats: int) -> dict[str
     timings = []
     for _ in range(repeats):
         started = time.monotonic()
-        encoder.encode(texts, batch_size=settings0.encode_batch_size or None)
+        encoder.encode(texts, batch_size=settings0.encode_batch_size)
         timings.append(time.monotonic() - started)
     encoder_rate = len(texts) / statistics.median(timings)
     providers, precision = list(encoder.providers), encoder.precision
@@ -584,23 +584,23 @@ def per_event_cost(settings: Settings, n_events: int, repeats: int) -> list[dict
         owner.apply(fill, 1)
         version = owner.version
         model = owner.model
-        # The pass's refreshes are all warm; the cold ones' extra cost is added pro rata below.
+        # The pass's refreshes are all warm (cold every sys.maxsize-th); then one refresh of each
+        # kind on the final reservoir gives the cold ones' extra cost, added pro rata.
         cold_refresh_every, model.cold_refresh_every = model.cold_refresh_every, sys.maxsize
         started = time.perf_counter()
         for offset, raw in enumerate(run["updates"], start=2):
             owner.apply(ModelUpdate.from_bytes(raw), offset)
         owner_s = time.perf_counter() - started
-        model.cold_refresh_every = cold_refresh_every
         # counted in the model's log, which keeps its latest 50 events: enough below ~25,000 events
         refreshes = sum(e["event"] == "refresh" and e["version"] > version for e in owner.model.events)
-        # One refresh of each kind on the final reservoir, for the cold ones' share.
         refresh_s = {}
-        for cold in (True, False):
-            model.refreshes = model.cold_refresh_every - 1 if cold else 0
+        for kind, every in (("cold", 1), ("warm", sys.maxsize)):
+            model.cold_refresh_every = every
             started = time.perf_counter()
             model.refresh()
-            refresh_s["cold" if cold else "warm"] = time.perf_counter() - started
-        amortized = (refresh_s["cold"] - refresh_s["warm"]) / (model.cold_refresh_every * model.refresh_every)
+            refresh_s[kind] = time.perf_counter() - started
+        model.cold_refresh_every = cold_refresh_every
+        amortized = (refresh_s["cold"] - refresh_s["warm"]) / (cold_refresh_every * model.refresh_every)
         rows.append({
             "users": users,
             "events": n_events,

@@ -269,14 +269,14 @@ class Pipeline:
     ) -> None:
         """Assign every user whose vector changed with this worker's model version, and record
         the vectors for the owner (which seeds from them while the model is unseeded)."""
-        moved = [(result.states[user_id], source) for user_id, source in last_source.items()]
-        with_vector = [(state, source, vector) for state, source in moved if (vector := state.vector) is not None]
+        states = (result.states[user_id] for user_id in last_source)
+        with_vector = [(state, vector) for state in states if (vector := state.vector) is not None]
         if not self.segmentation.model.seeded:
-            for state, _, vector in with_vector:
+            for state, vector in with_vector:
                 update.stats.observe(state.user_id, vector, None)
             return
-        assignments = self._assign_all([(state, vector) for state, _, vector in with_vector], hysteresis=True)
-        for (state, source, vector), assignment in zip(with_vector, assignments):
+        for (state, vector), assignment in zip(with_vector, self._assign_all(with_vector, hysteresis=True)):
+            source = last_source[state.user_id]
             update.stats.observe(state.user_id, vector, assignment.segment)
             update.stats.move(state.segment, assignment.segment)
             self._assign(state, assignment, "event", source, result, self.mode_of(source))
