@@ -133,8 +133,8 @@ HELP: dict[str, str] = {
     "k": "number of segments",
     "seed_users": "users with a vector collected before k-means++ seeds the centroids",
     "reservoir_users": "most recently updated users whose vectors the model keeps for refreshes",
-    "refresh_every": "user updates between re-clusterings of the reservoir (also at once when a "
-    "segment empties)",
+    "refresh_every": "user updates between re-clusterings of the reservoir (ten times sooner while a "
+    "segment has no users)",
     "model_half_life_updates": "user updates after which a centroid's past evidence weighs half "
     "(forgetting)",
     "hysteresis": "a user changes segment only for a centroid closer by more than this distance",
