@@ -12,10 +12,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from stream import movielens
 from stream.config import load_settings
-from stream.kafka import EmbeddedBroker, ensure_topics, free_port, publish
-from stream.launcher import WorkerProcess
+from stream.datasets import movielens
+from stream.kafka import ensure_topics, publish
+from stream.tools.broker import EmbeddedBroker, free_port
+from stream.tools.launcher import WorkerProcess
 
 
 def main() -> None:

@@ -1,14 +1,16 @@
 """Streaming k-means over user vectors with one writer: mini-batch updates with forgetting,
 periodic refreshes on a reservoir of recent users, stable segment ids, and hysteresis.
 
-Workers assign users with the model version they hold and send :class:`CentroidStats` (per
-centroid sums and counts of the user vectors they assigned, segment moves, and the users'
-vectors) to the model owner, which applies them in order (:meth:`StreamingKMeans.apply`):
+The contract, as River's clusterers and scikit-learn's ``MiniBatchKMeans``: hyperparameters in
+:class:`KMeansParams`, stored verbatim; fitted state on :class:`StreamingKMeans`; two verbs,
+:meth:`StreamingKMeans.learn` (the owner folds in one worker batch's :class:`CentroidStats`) and
+:meth:`StreamingKMeans.predict` (each user's segment under this version, with hysteresis).
 
 - Seeding: k-means++ (scikit-learn, ``n_init`` restarts) once ``seed_users`` users are known.
-- Mini-batch steps with a decayed count (Spark StreamingKMeans' forgetfulness): ``n`` vectors
-  with sum ``s`` give ``w' = w * decay^n + n; c' = (c * w * decay^n + s) / w'`` with
-  ``decay = 2 ** (-1 / half_life_updates)``, so old evidence fades and centroids follow drift.
+- Mini-batch steps with a decayed count (Spark StreamingKMeans' forgetfulness, the pure kernel
+  :func:`mini_batch_step`): ``n`` vectors with sum ``s`` give ``w' = w * decay^n + n;
+  c' = (c * w * decay^n + s) / w'`` with ``decay = 2 ** (-1 / half_life_updates)``, so old
+  evidence fades and centroids follow drift.
 - Every ``refresh_every`` updates (ten times sooner while a segment has no users) the owner
   re-runs k-means on the reservoir of the most recently updated users, warm-started from the
   current centroids. Every ``cold_refresh_every``-th refresh, and whenever a segment is empty,
@@ -19,48 +21,66 @@ vectors) to the model owner, which applies them in order (:meth:`StreamingKMeans
 - Hysteresis: a user leaves its segment only for a centroid closer by more than ``margin``
   (not towards a centroid re-seeded by the latest refresh).
 
-Workers re-assign their users when a new version arrives (sweeps, stream/pipeline.py). Every
-seed, refresh and rebuild is recorded as a model event (kept, bounded, with the model).
+Every seed, refresh and rebuild is recorded as a model event in :attr:`StreamingKMeans.history`
+(bounded, published with the model).
 """
 
 from __future__ import annotations
 
-import base64
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 
-if TYPE_CHECKING:
-    from stream.config import Settings
+from models.arrays import decode_array, encode_array
+from models.centroid_stats import CentroidStats
 
-MAX_EVENTS = 50
-
-
-@dataclass(frozen=True, slots=True)
-class Assignment:
-    segment: int
-    distance: float
+FORMAT = 3
+MAX_HISTORY = 50
 
 
-def distances(centroids: np.ndarray, vector: np.ndarray) -> np.ndarray:
-    """Euclidean distance from ``vector`` to every centroid."""
-    diff = centroids - vector
-    return np.sqrt(np.maximum(np.einsum("kd,kd->k", diff, diff), 0.0))
+@dataclass(frozen=True)
+class KMeansParams:
+    """Hyperparameters, as configured (see stream/config.py for their meaning)."""
+
+    k: int
+    seed_users: int
+    reservoir_size: int = 5000
+    refresh_every: int = 500
+    half_life_updates: float = 2000.0
+    margin: float = 0.02
+    n_init: int = 10
+    cold_refresh_every: int = 10
+    random_state: int = 0
+
+    @property
+    def decay(self) -> float:
+        """Weight an update's evidence keeps per later update."""
+        return float(2.0 ** (-1.0 / self.half_life_updates))
 
 
-def nearest(centroids: np.ndarray, vector: np.ndarray, current: int | None = None, margin: float = 0.0) -> Assignment:
-    """The closest centroid, except that ``current`` is kept unless another is closer by more
-    than ``margin`` (hysteresis: borderline users do not flap)."""
-    d = distances(centroids, vector)
-    best = int(np.argmin(d))
-    if current is not None and 0 <= current < len(d) and d[current] - d[best] <= margin:
-        best = current
-    return Assignment(best, float(d[best]))
+def squared_distances(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """[rows, k] squared Euclidean distances, without a [rows, k, dim] temporary."""
+    x = np.asarray(x, dtype=np.float64)
+    centroids = np.asarray(centroids, dtype=np.float64)
+    d2 = (x**2).sum(axis=1)[:, None] - 2.0 * x @ centroids.T + (centroids**2).sum(axis=1)[None, :]
+    return np.maximum(d2, 0.0)
+
+
+def nearest(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Index of the nearest centroid of every row of ``x``."""
+    return squared_distances(x, centroids).argmin(axis=1)
+
+
+def inertia(x: np.ndarray, centroids: np.ndarray) -> float:
+    """Sum over the rows of ``x`` of the squared distance to the nearest centroid."""
+    if len(x) == 0:
+        return 0.0
+    return float(squared_distances(x, centroids).min(axis=1).sum())
 
 
 def match_ids(old: np.ndarray, new: np.ndarray) -> np.ndarray:
@@ -72,123 +92,25 @@ def match_ids(old: np.ndarray, new: np.ndarray) -> np.ndarray:
     return order
 
 
-def squared_distances(centroids: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """[rows, k] squared Euclidean distances, without a [rows, k, dim] temporary."""
-    d2 = (matrix**2).sum(axis=1)[:, None] - 2.0 * matrix @ centroids.T + (centroids**2).sum(axis=1)[None, :]
-    return np.maximum(d2, 0.0)
+def mini_batch_step(
+    centroids: np.ndarray, weights: np.ndarray, sums: np.ndarray, counts: np.ndarray, decay: float
+) -> None:
+    """Move each centroid with ``counts[i] > 0`` new vectors (summing to ``sums[i]``) towards
+    them, in place: its past weight decays by ``decay`` per new vector, then it is the weighted
+    mean of the past and the new."""
+    for seg in np.flatnonzero(counts):
+        n = int(counts[seg])
+        kept = weights[seg] * decay**n
+        weights[seg] = kept + n
+        centroids[seg] = (centroids[seg] * kept + sums[seg]) / weights[seg]
 
 
-def inertia(centroids: np.ndarray, matrix: np.ndarray) -> float:
-    """Sum of squared distances of each row to its nearest centroid."""
-    return float(squared_distances(centroids, matrix).min(axis=1).sum())
-
-
-def nearest_all(centroids: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """Index of the nearest centroid of every row."""
-    return squared_distances(centroids, matrix).argmin(axis=1)
-
-
-def new_model(settings: Settings, dim: int) -> StreamingKMeans:
-    """An unseeded model configured by ``settings`` (stream.config.Settings)."""
-    return StreamingKMeans(
-        k=settings.k,
-        dim=dim,
-        seed_users=settings.seed_users,
-        reservoir_size=settings.reservoir_users,
-        refresh_every=settings.refresh_every,
-        half_life_updates=settings.model_half_life_updates,
-        margin=settings.hysteresis,
-    )
-
-
-def _b64(a: np.ndarray, dtype: str) -> str:
-    return base64.b64encode(np.ascontiguousarray(a, dtype=dtype).tobytes()).decode()
-
-
-def _unb64(text: str, dtype: str) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(text), dtype=dtype).copy()
-
-
-@dataclass
-class CentroidStats:
-    """What one worker batch tells the model owner.
-
-    ``sums``/``counts``: the vectors of the users assigned to each centroid (the mini-batch
-    step); ``size_delta``: users who entered (+1) or left (-1) each segment; ``users``: each
-    updated user's segment (-1: none) and vector, for the owner's reservoir (float16 on the
-    wire: they only seed and refresh). ``rebuild`` asks the owner for :meth:`StreamingKMeans.rebuild`.
-    """
-
-    k: int
-    dim: int
-    version: int = 0  # the model version the worker assigned with
-    sums: np.ndarray = field(init=False)
-    counts: np.ndarray = field(init=False)
-    size_delta: np.ndarray = field(init=False)
-    users: dict[str, tuple[int, np.ndarray]] = field(default_factory=dict)
-    rebuild: str | None = None  # None, "canonical" or "matched"
-
-    def __post_init__(self) -> None:
-        self.sums = np.zeros((self.k, self.dim), dtype=np.float64)
-        self.counts = np.zeros(self.k, dtype=np.int64)
-        self.size_delta = np.zeros(self.k, dtype=np.int64)
-
-    def __bool__(self) -> bool:
-        return bool(self.users) or bool(self.size_delta.any()) or self.rebuild is not None
-
-    def observe(self, user_id: str, vector: np.ndarray, segment: int | None) -> None:
-        """A user's vector changed and the worker assigned it to ``segment`` (None: unseeded)."""
-        self.users[user_id] = (-1 if segment is None else segment, vector)
-        if segment is not None:
-            self.sums[segment] += vector
-            self.counts[segment] += 1
-
-    def move(self, old: int | None, new: int | None) -> None:
-        if old == new:
-            return
-        if old is not None and 0 <= old < self.k:
-            self.size_delta[old] -= 1
-        if new is not None:
-            self.size_delta[new] += 1
-
-    def to_doc(self) -> dict[str, Any]:
-        users = list(self.users)
-        return {
-            "k": self.k,
-            "dim": self.dim,
-            "version": self.version,
-            "sums": _b64(self.sums, "<f8"),
-            "counts": self.counts.tolist(),
-            "size_delta": self.size_delta.tolist(),
-            "users": users,
-            "segments": [self.users[u][0] for u in users],
-            "vectors": _b64(np.array([self.users[u][1] for u in users]).reshape(-1, self.dim), "<f2"),
-            "rebuild": self.rebuild,
-        }
-
-    @classmethod
-    def from_doc(cls, doc: dict[str, Any]) -> CentroidStats:
-        stats = cls(int(doc["k"]), int(doc["dim"]), int(doc["version"]), rebuild=doc["rebuild"])
-        stats.sums = _unb64(doc["sums"], "<f8").reshape(stats.k, stats.dim)
-        stats.counts = np.asarray(doc["counts"], dtype=np.int64)
-        stats.size_delta = np.asarray(doc["size_delta"], dtype=np.int64)
-        vectors = _unb64(doc["vectors"], "<f2").astype(np.float32).reshape(-1, stats.dim)
-        stats.users = {u: (int(s), v) for u, s, v in zip(doc["users"], doc["segments"], vectors)}
-        return stats
-
-
-@dataclass
+@dataclass(eq=False)
 class StreamingKMeans:
-    k: int
+    """The fitted state of the segment model; one owner learns, every worker predicts."""
+
+    params: KMeansParams
     dim: int
-    seed_users: int
-    reservoir_size: int = 5000
-    refresh_every: int = 500
-    half_life_updates: float = 2000.0
-    margin: float = 0.02
-    n_init: int = 10
-    cold_refresh_every: int = 10
-    random_state: int = 0
     version: int = 0
     centroids: np.ndarray | None = None  # float64 [k, dim]; None until seeded
     weights: np.ndarray = field(init=False)  # decayed update counts: mini-batch learning rates
@@ -200,58 +122,49 @@ class StreamingKMeans:
     updates_offset: int = -1  # the last offset of the updates topic applied (owner exactly-once)
     reservoir: OrderedDict[str, np.ndarray] = field(default_factory=OrderedDict)
     assigned: dict[str, int] = field(default_factory=dict)  # segment of each reservoir user
-    events: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)  # model events: seed, refresh, rebuild
 
     def __post_init__(self) -> None:
         self.weights = np.zeros(self.k, dtype=np.float64)
         self.sizes = np.zeros(self.k, dtype=np.int64)
-        self.decay = float(2.0 ** (-1.0 / self.half_life_updates))
+
+    @property
+    def k(self) -> int:
+        return self.params.k
 
     @property
     def seeded(self) -> bool:
         return self.centroids is not None
 
-    def assign(self, vector: np.ndarray, current: int | None = None, hysteresis: bool = True) -> Assignment:
-        """The user's segment under this version: the nearest centroid, with hysteresis unless
-        the nearest was just re-seeded (or ``hysteresis`` is off)."""
-        if self.centroids is None:
-            raise RuntimeError("model not seeded yet")
-        d = distances(self.centroids, vector)
-        best = int(np.argmin(d))
-        if (
-            hysteresis
-            and best not in self.reseeded
-            and current is not None
-            and 0 <= current < len(d)
-            and d[current] - d[best] <= self.margin
-        ):
-            best = current
-        return Assignment(best, float(d[best]))
-
-    def assign_all(
-        self, matrix: np.ndarray, current: np.ndarray, hysteresis: bool = True
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`assign` for every row of ``matrix`` at once (``current`` -1: none): the
-        segments and the distances to them."""
-        if self.centroids is None:
-            raise RuntimeError("model not seeded yet")
-        d = np.sqrt(squared_distances(self.centroids, np.asarray(matrix, dtype=np.float64)))
-        rows = np.arange(len(d))
-        best = d.argmin(axis=1)
-        has_current = (current >= 0) & (current < self.k)
-        current_distance = d[rows, np.where(has_current, current, 0)]
-        keep = hysteresis & has_current & ~np.isin(best, self.reseeded)
-        keep &= current_distance - d[rows, best] <= self.margin
-        segments = np.where(keep, current, best)
-        return segments, d[rows, segments]
-
-    def stats(self) -> CentroidStats:
+    def new_stats(self) -> CentroidStats:
         """Empty statistics for a worker batch assigned with this version."""
         return CentroidStats(self.k, self.dim, self.version)
 
-    # --- the owner's side --------------------------------------------------------------------
+    # --- predict: every worker, with its copy ---------------------------------------------------
 
-    def apply(self, stats: CentroidStats) -> bool:
+    def predict(
+        self, x: np.ndarray, current: np.ndarray | None = None, hysteresis: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's segment under this version and its distance to it: the nearest centroid,
+        except that a row keeps its ``current`` segment (-1: none) unless another centroid is
+        closer by more than ``margin``, or the nearest was just re-seeded, or ``hysteresis`` is off."""
+        if self.centroids is None:
+            raise RuntimeError("model not seeded yet")
+        d = np.sqrt(squared_distances(x, self.centroids))
+        rows = np.arange(len(d))
+        best = d.argmin(axis=1)
+        if current is None:
+            return best, d[rows, best]
+        has_current = (current >= 0) & (current < self.k)
+        current_distance = d[rows, np.where(has_current, current, 0)]
+        keep = hysteresis & has_current & ~np.isin(best, self.reseeded)
+        keep &= current_distance - d[rows, best] <= self.params.margin
+        segments = np.where(keep, current, best)
+        return segments, d[rows, segments]
+
+    # --- learn: the owner -------------------------------------------------------------------
+
+    def learn(self, stats: CentroidStats) -> bool:
         """Fold one worker batch in (the mini-batch step), then seed, refresh or rebuild when
         due. True when the centroids changed, which makes a new version; segment moves alone
         (a sweep's) only update the sizes."""
@@ -264,11 +177,7 @@ class StreamingKMeans:
         if self.centroids is not None:
             sums, counts = self._with_unassigned(stats)
             changed = bool(counts.any())
-            for seg in np.flatnonzero(counts):
-                n = int(counts[seg])
-                kept = self.weights[seg] * self.decay**n
-                self.weights[seg] = kept + n
-                self.centroids[seg] = (self.centroids[seg] * kept + sums[seg]) / self.weights[seg]
+            mini_batch_step(self.centroids, self.weights, sums, counts, self.params.decay)
             self.updates_since_refresh += int(counts.sum())
         rebuild = stats.rebuild is not None and len(self.reservoir) >= self.k
         if not (changed or rebuild or self.ready_to_seed() or self.needs_refresh()):
@@ -291,7 +200,7 @@ class StreamingKMeans:
             return stats.sums, stats.counts
         assert self.centroids is not None
         matrix = np.stack(unassigned).astype(np.float64)
-        nearest_of = nearest_all(self.centroids, matrix)
+        nearest_of = nearest(matrix, self.centroids)
         sums = stats.sums.copy()
         np.add.at(sums, nearest_of, matrix)
         return sums, stats.counts + np.bincount(nearest_of, minlength=self.k)
@@ -303,18 +212,19 @@ class StreamingKMeans:
             self.assigned.pop(user_id, None)
         else:
             self.assigned[user_id] = segment
-        while len(self.reservoir) > self.reservoir_size:
+        while len(self.reservoir) > self.params.reservoir_size:
             evicted, _ = self.reservoir.popitem(last=False)
             self.assigned.pop(evicted, None)
 
     def ready_to_seed(self) -> bool:
-        return self.centroids is None and len(self.reservoir) >= self.seed_users
+        return self.centroids is None and len(self.reservoir) >= self.params.seed_users
 
     def needs_refresh(self) -> bool:
         """Every ``refresh_every`` updates; ten times sooner while a segment is empty."""
         if self.centroids is None or len(self.reservoir) < 2 * self.k:
             return False
-        due = self.refresh_every // 10 if self.empty_segments() else self.refresh_every
+        every = self.params.refresh_every
+        due = every // 10 if self.empty_segments() else every
         return self.updates_since_refresh >= due
 
     def empty_segments(self) -> list[int]:
@@ -333,20 +243,21 @@ class StreamingKMeans:
     def _cluster(self, matrix: np.ndarray, warm_start: np.ndarray | None, cold: bool = True) -> np.ndarray:
         """k-means on ``matrix``: from ``warm_start``, from ``n_init`` k-means++ restarts
         (``cold``), or both, keeping the lowest inertia."""
+        p = self.params
         fits = []
         if cold or warm_start is None:
-            fits.append(KMeans(self.k, init="k-means++", n_init=self.n_init, random_state=self.random_state).fit(matrix))
+            fits.append(KMeans(p.k, init="k-means++", n_init=p.n_init, random_state=p.random_state).fit(matrix))
         if warm_start is not None:
-            fits.append(KMeans(self.k, init=warm_start, n_init=1).fit(matrix))
+            fits.append(KMeans(p.k, init=warm_start, n_init=1).fit(matrix))
         return min(fits, key=lambda fit: fit.inertia_).cluster_centers_.astype(np.float64)
 
     def seed(self) -> None:
         """k-means++ on the users seen so far; workers' sweeps then assign everyone."""
         matrix = self._reservoir_matrix()
         self.centroids = self._cluster(matrix, None)
-        self.weights = np.bincount(nearest_all(self.centroids, matrix), minlength=self.k).astype(np.float64)
+        self.weights = np.bincount(nearest(matrix, self.centroids), minlength=self.k).astype(np.float64)
         self.updates_since_refresh = 0
-        self._log("seed", users=len(matrix))
+        self._record("seed", users=len(matrix))
 
     def refresh(self) -> None:
         """Re-cluster the reservoir and keep ids by matching."""
@@ -355,7 +266,7 @@ class StreamingKMeans:
         empty = self.empty_segments()
         matrix = self._reservoir_matrix()
         self.refreshes += 1
-        cold = bool(empty) or self.refreshes % self.cold_refresh_every == 0
+        cold = bool(empty) or self.refreshes % self.params.cold_refresh_every == 0
         new = self._cluster(matrix, old, cold)
         new = new[match_ids(old, new)]
         self._replace(old, new, matrix, "refresh", reseeded=empty, cold=cold)
@@ -367,7 +278,7 @@ class StreamingKMeans:
         matrix = self._reservoir_matrix()
         new = self._cluster(matrix, None)
         if canonical or self.centroids is None:
-            sizes = np.bincount(nearest_all(new, matrix), minlength=self.k)
+            sizes = np.bincount(nearest(matrix, new), minlength=self.k)
             new = new[np.lexsort((np.arange(self.k), -sizes))]
             old = self.centroids if self.centroids is not None else new
         else:
@@ -379,35 +290,35 @@ class StreamingKMeans:
     def _replace(
         self, old: np.ndarray, new: np.ndarray, matrix: np.ndarray, kind: str, reseeded: list[int], **detail: Any
     ) -> None:
-        before = inertia(old, matrix)
+        before = inertia(matrix, old)
         self.centroids = new
         self.reseeded = reseeded
-        counts = np.bincount(nearest_all(new, matrix), minlength=self.k).astype(np.float64)
+        counts = np.bincount(nearest(matrix, new), minlength=self.k).astype(np.float64)
         users = list(self.assigned)
         current = np.fromiter(self.assigned.values(), dtype=np.int64, count=len(users))
         vectors = np.stack([self.reservoir[u] for u in users]) if users else np.zeros((0, self.dim))
-        moved = int((self.assign_all(vectors, current)[0] != current).sum())
+        moved = int((self.predict(vectors, current)[0] != current).sum())
         self.weights = np.maximum(self.weights, counts)
         self.updates_since_refresh = 0
-        self._log(
+        self._record(
             kind,
             reservoir=len(matrix),
             inertia_before=round(before, 4),
-            inertia_after=round(inertia(new, matrix), 4),
+            inertia_after=round(inertia(matrix, new), 4),
             moved_users=moved,
             reseeded_empty=reseeded,
             centroid_shift=[round(float(x), 4) for x in np.linalg.norm(new - old, axis=1)],
             **detail,
         )
 
-    def _log(self, kind: str, **detail: Any) -> None:
-        self.events.append({"event": kind, "version": self.version, "ts": time.time(), **detail})
-        del self.events[:-MAX_EVENTS]
+    def _record(self, kind: str, **detail: Any) -> None:
+        self.history.append({"event": kind, "version": self.version, "ts": time.time(), **detail})
+        del self.history[:-MAX_HISTORY]
 
-    # --- the workers' side -------------------------------------------------------------------
+    # --- a worker's copy --------------------------------------------------------------------
 
     def adopt(self, published: StreamingKMeans) -> None:
-        """Take a newer published version (a worker's copy: it assigns, the owner writes)."""
+        """Take a newer published version (a worker's copy: it predicts, the owner learns)."""
         self.version = published.version
         self.centroids = published.centroids
         self.weights = published.weights
@@ -416,7 +327,7 @@ class StreamingKMeans:
         self.rebuilt_version = published.rebuilt_version
         self.updates_since_refresh = published.updates_since_refresh
         self.updates_offset = published.updates_offset
-        self.events = published.events
+        self.history = published.history
 
     # Persistence: JSON, arrays as base64 little-endian. The reservoir (float16: it only feeds
     # re-clusterings) is kept only until the model is seeded: it is a sample that refills from
@@ -424,42 +335,42 @@ class StreamingKMeans:
     def to_doc(self) -> dict[str, Any]:
         users = [] if self.seeded else list(self.reservoir)
         return {
-            "format": 3,
+            "format": FORMAT,
             "k": self.k,
             "dim": self.dim,
             "version": self.version,
-            "centroids": None if self.centroids is None else _b64(self.centroids, "<f8"),
+            "centroids": None if self.centroids is None else encode_array(self.centroids, "<f8"),
             "weights": self.weights.tolist(),
             "sizes": self.sizes.tolist(),
             "reseeded": self.reseeded,
             "rebuilt_version": self.rebuilt_version,
             "updates_since_refresh": self.updates_since_refresh,
             "updates_offset": self.updates_offset,
-            "events": self.events,
+            "events": self.history,
             "reservoir_users": users,
             "reservoir_segments": [self.assigned.get(u, -1) for u in users],
-            "reservoir": _b64(np.array([self.reservoir[u] for u in users]).reshape(-1, self.dim), "<f2"),
+            "reservoir": encode_array(np.array([self.reservoir[u] for u in users]).reshape(-1, self.dim), "<f2"),
         }
 
-    def restore(self, doc: dict[str, Any]) -> StreamingKMeans:
-        """Load a published model into this (configured) one; the shapes must agree."""
-        if doc.get("format") != 3 or (doc["k"], doc["dim"]) != (self.k, self.dim):
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any], params: KMeansParams, dim: int) -> StreamingKMeans:
+        """A published model, configured by ``params``; its k and dim must be these."""
+        if doc.get("format") != FORMAT or (doc["k"], doc["dim"]) != (params.k, dim):
             raise ValueError(
                 f"published model has format {doc.get('format')}, k={doc.get('k')}, dim={doc.get('dim')}; "
-                f"this worker is configured for format 3, k={self.k}, dim={self.dim}"
+                f"this worker is configured for format {FORMAT}, k={params.k}, dim={dim}"
             )
-        self.version = doc["version"]
+        model = cls(params, dim, version=doc["version"])
         if doc["centroids"] is not None:
-            self.centroids = _unb64(doc["centroids"], "<f8").reshape(self.k, self.dim)
-        self.weights = np.asarray(doc["weights"], dtype=np.float64)
-        self.sizes = np.asarray(doc["sizes"], dtype=np.int64)
-        self.reseeded = list(doc["reseeded"])
-        self.rebuilt_version = doc["rebuilt_version"]
-        self.updates_since_refresh = doc["updates_since_refresh"]
-        self.updates_offset = doc["updates_offset"]
-        self.events = doc["events"]
-        vectors = _unb64(doc["reservoir"], "<f2").astype(np.float32).reshape(-1, self.dim)
-        self.reservoir = OrderedDict(zip(doc["reservoir_users"], vectors))
-        self.assigned = {u: s for u, s in zip(doc["reservoir_users"], doc["reservoir_segments"]) if s >= 0}
-        return self
-
+            model.centroids = decode_array(doc["centroids"], "<f8").reshape(model.k, dim)
+        model.weights = np.asarray(doc["weights"], dtype=np.float64)
+        model.sizes = np.asarray(doc["sizes"], dtype=np.int64)
+        model.reseeded = list(doc["reseeded"])
+        model.rebuilt_version = doc["rebuilt_version"]
+        model.updates_since_refresh = doc["updates_since_refresh"]
+        model.updates_offset = doc["updates_offset"]
+        model.history = doc["events"]
+        vectors = decode_array(doc["reservoir"], "<f2").astype(np.float32).reshape(-1, dim)
+        model.reservoir = OrderedDict(zip(doc["reservoir_users"], vectors))
+        model.assigned = {u: s for u, s in zip(doc["reservoir_users"], doc["reservoir_segments"]) if s >= 0}
+        return model

@@ -7,7 +7,7 @@ items they act on, their mix of actions — and ranks them by how much they set 
 this segment right now" for recommendations. Raw review text is never stored, only the set of
 terms of each review.
 
-Decay runs in event time, as for users (``stream/user_state.py``): at reference time T, the
+Decay runs in event time, as for users (``stream/core/user_state.py``): at reference time T, the
 latest event time seen by this object, an event at time t weighs ``w * 2^(-(T - t) / half_life)``.
 
 Decay scheme: counts are stored relative to an anchor time A rather than to T. An event at t
@@ -36,14 +36,11 @@ import math
 import re
 from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-if TYPE_CHECKING:
-    from stream.config import Settings
-
-__all__ = ["SegmentProfiles", "new_profiles", "review_terms"]
+__all__ = ["ProfileParams", "SegmentProfiles", "review_terms"]
 
 _FORMAT = 1
 # Counts are stored relative to the anchor time; they reach at most 2^this before a rebase.
@@ -65,6 +62,16 @@ def review_terms(text: str) -> tuple[str, ...]:
     """
     words = (w for w in _WORD.findall(text.lower()) if w not in ENGLISH_STOP_WORDS)
     return tuple(dict.fromkeys(words))
+
+
+@dataclass(frozen=True)
+class ProfileParams:
+    """How profiles count: k segments, the event-time half-life, and the bounds per segment."""
+
+    k: int
+    half_life_s: float
+    max_terms: int = 4000
+    max_items: int = 2000
 
 
 @dataclass(slots=True)
@@ -158,6 +165,10 @@ class SegmentProfiles:
         # Cross-segment totals, rebuilt on the first read after a write: reads (HTTP views,
         # recommendations) come in bursts between writes and each build is O(all counts).
         self._corpora: dict[_Kind, _Corpus] = {}
+
+    @classmethod
+    def new(cls, params: ProfileParams) -> SegmentProfiles:
+        return cls(params.k, params.half_life_s, params.max_terms, params.max_items)
 
     @property
     def empty(self) -> bool:
@@ -382,9 +393,3 @@ def _prune(counts: dict[str, float], bound: int) -> dict[str, float]:
     tied = sorted(key for key, count in counts.items() if count == cutoff)
     kept.update((key, cutoff) for key in tied[: keep - len(kept)])
     return kept
-
-
-def new_profiles(settings: Settings) -> SegmentProfiles:
-    """Empty profiles configured by ``settings`` (stream.config.Settings). The bounds keep a
-    published snapshot of model and profiles well under Kafka's default 1 MB message."""
-    return SegmentProfiles(settings.k, half_life_s=settings.half_life_days * 86_400.0, max_terms=1000, max_items=500)

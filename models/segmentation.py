@@ -3,21 +3,29 @@
 A :class:`Segmentation` is the centroid model plus the segment profiles. Workers never change
 theirs: after each batch they send a :class:`ModelUpdate` (centroid statistics and the batch's
 profile counts) to a one-partition topic; the owner (whichever worker Kafka gives that
-partition) applies updates in offset order, exactly once by the offset it records in the model,
-and publishes new versions, which the workers adopt.
+partition) :meth:`~Segmentation.learn`\\ s updates in offset order, exactly once by the offset it
+records in the model, and publishes new versions, which the workers :meth:`~Segmentation.adopt`.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from models.clustering import CentroidStats, StreamingKMeans, new_model
-from models.profiles import SegmentProfiles, new_profiles
+import numpy as np
 
-if TYPE_CHECKING:
-    from stream.config import Settings
+from models.centroid_stats import CentroidStats
+from models.clustering import KMeansParams, StreamingKMeans
+from models.profiles import ProfileParams, SegmentProfiles
+
+
+@dataclass(frozen=True)
+class SegmentationParams:
+    """Hyperparameters of the model and of its profiles."""
+
+    kmeans: KMeansParams
+    profiles: ProfileParams
 
 
 @dataclass
@@ -43,23 +51,35 @@ class ModelUpdate:
 class Segmentation:
     """Centroids and segment profiles, published together as one JSON document."""
 
+    params: SegmentationParams
     model: StreamingKMeans
     profiles: SegmentProfiles
+
+    @classmethod
+    def new(cls, params: SegmentationParams, dim: int) -> Segmentation:
+        """An unseeded model with empty profiles."""
+        return cls(params, StreamingKMeans(params.kmeans, dim), SegmentProfiles.new(params.profiles))
 
     @property
     def version(self) -> int:
         return self.model.version
 
-    def new_update(self, settings: Settings) -> ModelUpdate:
+    def new_update(self) -> ModelUpdate:
         """An empty update for a batch assigned with this version."""
-        return ModelUpdate(self.model.stats(), new_profiles(settings))
+        return ModelUpdate(self.model.new_stats(), SegmentProfiles.new(self.params.profiles))
 
-    def apply(self, update: ModelUpdate, offset: int) -> bool:
+    def predict(
+        self, x: np.ndarray, current: np.ndarray | None = None, hysteresis: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Segments and distances under this version (:meth:`StreamingKMeans.predict`)."""
+        return self.model.predict(x, current, hysteresis)
+
+    def learn(self, update: ModelUpdate, offset: int) -> bool:
         """The owner folds in the update at ``offset`` of the updates topic, once: False when
         it is skipped (a redelivery, or a new owner re-reading what the model already holds)."""
         if offset <= self.model.updates_offset:
             return False
-        self.model.apply(update.stats)
+        self.model.learn(update.stats)
         self.profiles.merge(update.profiles)
         self.model.updates_offset = offset
         return True
@@ -77,14 +97,9 @@ class Segmentation:
     def to_bytes(self) -> bytes:
         return json.dumps({"model": self.model.to_doc(), "profiles": self.profiles.to_doc()}, separators=(",", ":")).encode()
 
-    def restore(self, raw: bytes) -> Segmentation:
-        """Load a published snapshot into this (configured) segmentation."""
+    @classmethod
+    def from_bytes(cls, raw: bytes, params: SegmentationParams, dim: int) -> Segmentation:
+        """A published snapshot, configured by ``params`` (its k and dim must agree)."""
         doc: dict[str, Any] = json.loads(raw)
-        self.model.restore(doc["model"])
-        self.profiles = SegmentProfiles.from_doc(doc["profiles"])
-        return self
-
-
-def new_segmentation(settings: Settings, dim: int) -> Segmentation:
-    """An unseeded model and empty profiles configured by ``settings``."""
-    return Segmentation(new_model(settings, dim), new_profiles(settings))
+        model = StreamingKMeans.from_doc(doc["model"], params.kmeans, dim)
+        return cls(params, model, SegmentProfiles.from_doc(doc["profiles"]))

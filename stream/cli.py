@@ -12,12 +12,8 @@ import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from stream.config import Settings, describe, load_settings
-
-if TYPE_CHECKING:
-    from stream.replay import ReplayTracker
 
 SETTINGS_FLAGS = {
     "bootstrap": "Kafka bootstrap HOST:PORT",
@@ -48,7 +44,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_broker(args: argparse.Namespace) -> int:
-    from stream.kafka import EmbeddedBroker
+    from stream.tools.broker import EmbeddedBroker
 
     broker = EmbeddedBroker(port=args.port)
     print(f"Tansu broker on {broker.bootstrap} (memory storage); Ctrl-C stops it", flush=True)
@@ -56,31 +52,18 @@ def cmd_broker(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from stream.worker.app import run_worker
+
     settings = _settings(args)
     logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return _run_worker(settings, args.loglevel)
-
-
-def _run_worker(settings: Settings, loglevel: str, replay: ReplayTracker | None = None) -> int:
-    from models.encoder import encoder_for
-    from stream.app import create_app, load_segmentation
-    from stream.kafka import ensure_topics
-
-    ensure_topics(settings)
-    encoder = encoder_for(settings)
-    segmentation = load_segmentation(settings, encoder.dim)
-    app = create_app(settings, encoder, segmentation, replay)
-    sys.argv = [
-        "segstream", "worker", "--loglevel", loglevel,
-        "--web-host", settings.web_host, "--web-port", str(settings.web_port),
-    ]
-    app.main()
-    return 0
+    return run_worker(settings, args.loglevel)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from stream.core.replay_tracker import ReplayTracker
     from stream.kafka import ensure_topics
-    from stream.replay import ReplayTracker, catalogue_to_read, parse_offsets, plan_offsets
+    from stream.replay import catalogue_to_read, parse_offsets, plan_offsets
+    from stream.worker.app import run_worker
 
     settings = _settings(args)
     logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -101,7 +84,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         f"(model topic {settings.topic_model!r}); keep these for the live workers",
         flush=True,
     )
-    return _run_worker(settings, args.loglevel, replay)
+    return run_worker(settings, args.loglevel, replay)
 
 
 def _epoch_ms(text: str) -> int:
@@ -115,7 +98,7 @@ def _epoch_ms(text: str) -> int:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    from stream import bbc, movielens
+    from stream.datasets import bbc, movielens
     from stream.kafka import ensure_topics, publish
 
     settings = _settings(args)
@@ -165,13 +148,13 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from stream.demo import run_demo
+    from stream.tools.demo import run_demo
 
     return run_demo(limit=args.limit, k=args.k, keep_logs=Path(args.logs))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from stream.evaluate import command
+    from stream.tools.evaluate.command import command
 
     return command(
         args.events, labels=args.labels, heldout=args.heldout, k=args.k, k_range=args.k_range,
@@ -180,7 +163,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_model_export(args: argparse.Namespace) -> int:
-    from models.encoder import export_onnx
+    from models.export import export_onnx
 
     settings = load_settings()
     out = export_onnx(Path(args.model) if args.model else None, Path(args.cache or settings.model_cache))
@@ -189,7 +172,7 @@ def cmd_model_export(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from stream.bench import command
+    from stream.tools.bench.command import command
 
     return command(
         n_texts=args.texts, repeats=args.repeats, threads=args.threads, gpu_batch=args.gpu_batch,

@@ -11,14 +11,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from confluent_kafka import KafkaException, Message, TopicPartition
 
 from stream.config import Settings
+from stream.contract.changes import SegmentChange
+from stream.contract.records import InvalidEvent, Source
 from stream.kafka import confirmed_end_offsets, consumer, read_until_quiet
-from stream.records import InvalidEvent, decode_json, validate
+
+__all__ = ["SegmentChange", "Source", "Subscriber", "subscribe"]
 
 log = logging.getLogger(__name__)
 
@@ -26,51 +28,6 @@ _DEFAULTS = Settings()
 # The snapshot ends once every membership partition delivered its reported end; this only bounds
 # a partition whose end record never comes (e.g. a transaction marker on Apache Kafka).
 SNAPSHOT_QUIET_S = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class Source:
-    """The input record that moved the user."""
-
-    topic: str
-    partition: int
-    offset: int
-
-
-@dataclass(frozen=True, slots=True)
-class SegmentChange:
-    """A change event (``stream/schemas/segment_change.json``); ``snapshot`` when it was read
-    from the membership topic rather than the changes topic."""
-
-    user_id: str
-    previous_segment: int | None
-    segment: int
-    model_version: int
-    distance: float
-    reason: Literal["event", "model_update", "replay"]
-    mode: Literal["live", "replay"]
-    source: Source | None
-    ts: str  # ISO-8601 UTC, as published
-    snapshot: bool = False
-
-    @classmethod
-    def from_json(cls, raw: bytes | None, snapshot: bool = False) -> SegmentChange:
-        """Parse a message value; InvalidEvent names what does not follow the schema."""
-        doc = decode_json(raw)
-        validate("segment_change", doc)
-        source = doc["source"]
-        return cls(
-            user_id=doc["user_id"],
-            previous_segment=doc["previous_segment"],
-            segment=doc["segment"],
-            model_version=doc["model_version"],
-            distance=float(doc["distance"]),
-            reason=doc["reason"],
-            mode=doc["mode"],
-            source=None if source is None else Source(source["topic"], source["partition"], source["offset"]),
-            ts=doc["ts"],
-            snapshot=snapshot,
-        )
 
 
 class Subscriber:

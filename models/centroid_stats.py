@@ -1,0 +1,80 @@
+"""What a worker tells the model owner about one batch: the input of :meth:`StreamingKMeans.learn`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from models.arrays import decode_array, encode_array
+
+
+@dataclass
+class CentroidStats:
+    """One worker batch, assigned with model ``version``.
+
+    ``sums``/``counts``: the vectors of the users assigned to each centroid (the mini-batch
+    step); ``size_delta``: users who entered (+1) or left (-1) each segment; ``users``: each
+    updated user's segment (-1: none) and vector, for the owner's reservoir (float16 on the
+    wire: they only seed and refresh). ``rebuild`` asks the owner for a deterministic rebuild
+    ("canonical" ids numbered by size, or "matched" to the current ones).
+    """
+
+    k: int
+    dim: int
+    version: int = 0
+    sums: np.ndarray = field(init=False)
+    counts: np.ndarray = field(init=False)
+    size_delta: np.ndarray = field(init=False)
+    users: dict[str, tuple[int, np.ndarray]] = field(default_factory=dict)
+    rebuild: str | None = None
+
+    def __post_init__(self) -> None:
+        self.sums = np.zeros((self.k, self.dim), dtype=np.float64)
+        self.counts = np.zeros(self.k, dtype=np.int64)
+        self.size_delta = np.zeros(self.k, dtype=np.int64)
+
+    def __bool__(self) -> bool:
+        return bool(self.users) or bool(self.size_delta.any()) or self.rebuild is not None
+
+    def observe(self, user_id: str, vector: np.ndarray, segment: int | None) -> None:
+        """A user's vector changed and the worker assigned it to ``segment`` (None: unseeded)."""
+        self.users[user_id] = (-1 if segment is None else segment, vector)
+        if segment is not None:
+            self.sums[segment] += vector
+            self.counts[segment] += 1
+
+    def move(self, old: int | None, new: int | None) -> None:
+        """A user left ``old`` for ``new`` (None: no segment)."""
+        if old == new:
+            return
+        if old is not None and 0 <= old < self.k:
+            self.size_delta[old] -= 1
+        if new is not None:
+            self.size_delta[new] += 1
+
+    def to_doc(self) -> dict[str, Any]:
+        users = list(self.users)
+        return {
+            "k": self.k,
+            "dim": self.dim,
+            "version": self.version,
+            "sums": encode_array(self.sums, "<f8"),
+            "counts": self.counts.tolist(),
+            "size_delta": self.size_delta.tolist(),
+            "users": users,
+            "segments": [self.users[u][0] for u in users],
+            "vectors": encode_array(np.array([self.users[u][1] for u in users]).reshape(-1, self.dim), "<f2"),
+            "rebuild": self.rebuild,
+        }
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> CentroidStats:
+        stats = cls(int(doc["k"]), int(doc["dim"]), int(doc["version"]), rebuild=doc["rebuild"])
+        stats.sums = decode_array(doc["sums"], "<f8").reshape(stats.k, stats.dim)
+        stats.counts = np.asarray(doc["counts"], dtype=np.int64)
+        stats.size_delta = np.asarray(doc["size_delta"], dtype=np.int64)
+        vectors = decode_array(doc["vectors"], "<f2").astype(np.float32).reshape(-1, stats.dim)
+        stats.users = {u: (int(s), v) for u, s, v in zip(doc["users"], doc["segments"], vectors)}
+        return stats

@@ -1,0 +1,284 @@
+"""The per-batch flow, free of Kafka: validate -> encode -> user state -> model -> segment.
+
+A worker feeds a micro-batch of raw messages through :meth:`Pipeline.prepare` (parse,
+validate, clean; cheap), encodes the review texts off the event loop, then calls
+:meth:`Pipeline.apply` with the vectors. ``apply`` folds the events into the users' states and
+returns the new states, the segment changes, the dead letters and the :class:`ModelUpdate` for
+the model owner. When a new model version arrives, :meth:`Pipeline.sweep` re-assigns users
+(stream/core/sweep.py picks which).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from models.segmentation import ModelUpdate, Segmentation
+from models.text import clean_text
+from stream.config import Settings
+from stream.contract.changes import Mode, Reason, SegmentChange
+from stream.contract.records import PARSERS, Behavior, DeadLetter, InvalidEvent, Message, Review, Source
+from stream.core.catalogue import Catalogue, CatalogueItem
+from stream.core.replay_tracker import ReplayTracker
+from stream.core.user_state import PendingBehavior, UserState
+from stream.core.user_store import UserStore
+
+# Events applied before the model is seeded wait for their user's first segment to count in
+# the profiles; beyond this many they are not counted (only the portraits lose them).
+UNSEEDED_CONTRIBUTIONS_MAX = 50_000
+
+
+@dataclass(slots=True)
+class ParsedEvent:
+    message: Message
+    event: Review | Behavior
+    text: str = ""  # cleaned review text; empty for behaviours
+    vector_index: int = -1  # row in the encoded batch, for reviews
+
+
+@dataclass
+class Prepared:
+    parsed: list[ParsedEvent] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """An applied event, for the profile of the segment its user ends the batch in."""
+
+    user_id: str
+    ts: float
+    text: str = ""  # a review's cleaned text
+    item: CatalogueItem | None = None  # a behaviour's item
+    item_id: str = ""
+    action: str = ""
+    weight: float = 0.0
+
+
+@dataclass
+class BatchResult:
+    """What a batch or a sweep chunk writes: rows, change events, dead letters, the owner's update."""
+
+    states: dict[str, UserState] = field(default_factory=dict)
+    changes: list[SegmentChange] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    update: ModelUpdate | None = None  # for the model owner; None when nothing changed
+    applied: int = 0
+    duplicates: int = 0
+    swept: int = 0  # users a sweep looked at
+
+
+class Pipeline:
+    """Applies batches of input events to user states and assigns segments with this worker's
+    copy of the published model (it predicts; only the owner learns)."""
+
+    def __init__(self, settings: Settings, segmentation: Segmentation, replay: ReplayTracker | None = None) -> None:
+        self.settings = settings
+        self.segmentation = segmentation
+        self.replay = replay or ReplayTracker.live()
+        self.unseeded: dict[str, list[Contribution]] = {}  # events of users without a segment yet
+        self.unseeded_held = 0
+        self.half_life_s = settings.half_life_s
+        self.horizon_s = settings.dedup_horizon_s
+        self.weights = settings.action_weights
+        self.kind_of_topic = {settings.topic_reviews: "review", settings.topic_behaviors: "behavior"}
+
+    def prepare(self, messages: list[Message]) -> Prepared:
+        """Parse and validate; every message becomes an event or a dead letter."""
+        prepared = Prepared()
+        for message in messages:
+            try:
+                parsed = self._parse(message)
+            except InvalidEvent as exc:
+                prepared.dead_letters.append(message.dead_letter(str(exc)))
+                continue
+            if isinstance(parsed.event, Review):
+                parsed.vector_index = len(prepared.texts)
+                prepared.texts.append(parsed.text)
+            prepared.parsed.append(parsed)
+        return prepared
+
+    def _parse(self, message: Message) -> ParsedEvent:
+        kind = self.kind_of_topic.get(message.topic)
+        if kind is None:
+            raise InvalidEvent(f"no parser for topic {message.topic!r}")
+        event = PARSERS[kind](message.value)
+        if message.key is not None and message.key.decode("utf-8", "replace") != event.user_id:
+            raise InvalidEvent(f"message key {message.key!r} is not the event's user_id {event.user_id!r}")
+        parsed = ParsedEvent(message, event)
+        if isinstance(event, Review):
+            parsed.text = clean_text(event.text)
+            if not parsed.text:
+                raise InvalidEvent("review text is empty after cleaning")
+        return parsed
+
+    def apply(self, prepared: Prepared, vectors: np.ndarray, users: UserStore, catalogue: Catalogue) -> BatchResult:
+        """Fold the batch into user states, then assign the users whose vector changed and
+        count the applied events in their segments' profiles."""
+        result = BatchResult(dead_letters=list(prepared.dead_letters))
+        contributions: list[Contribution] = []
+        last_source: dict[str, Source] = {}
+        for parsed in prepared.parsed:
+            event, source = parsed.event, parsed.message.source
+            state = result.states.get(event.user_id)
+            if state is None:
+                state = result.states[event.user_id] = users.get(event.user_id) or UserState(event.user_id)
+            if state.already_applied(event.event_id, source):
+                result.duplicates += 1
+                continue
+            if state.beyond_horizon(event.ts, self.horizon_s):
+                result.dead_letters.append(parsed.message.dead_letter(self._beyond_horizon_reason()))
+                continue
+            state.mark_applied(event.event_id, event.ts, source, horizon_s=self.horizon_s)
+            last_source[event.user_id] = source
+            result.applied += 1
+            if isinstance(event, Review):
+                state.reviews += 1
+                state.add_vector(vectors[parsed.vector_index], self.settings.weight_review, event.ts, self.half_life_s)
+                state.touch_item(event.item_id, self.settings.seen_items_max)
+                contributions.append(Contribution(event.user_id, event.ts, text=parsed.text))
+            else:
+                state.count_action(event.action)
+                state.pending.append(PendingBehavior(event.event_id, event.item_id, event.action, event.ts, source))
+            self._apply_pending(state, catalogue, result, contributions)
+        update = self.segmentation.new_update()
+        moved = ((result.states[user_id], source) for user_id, source in last_source.items())
+        result.changes += self.assign(moved, update)
+        self._count_in_profiles(result, contributions, update)
+        result.update = update if update else None
+        return result
+
+    def _beyond_horizon_reason(self) -> str:
+        return (
+            f"event time is more than {self.settings.dedup_horizon_days:g} days before "
+            "the user's latest event, beyond the dedup horizon: it cannot be told apart "
+            "from a copy already applied (SEGSTREAM_DEDUP_HORIZON_DAYS)"
+        )
+
+    def _count_in_profiles(self, result: BatchResult, contributions: list[Contribution], update: ModelUpdate) -> None:
+        """Count each applied event in its user's segment; before the model is seeded, hold
+        it (in memory, bounded) until a sweep gives the user a segment."""
+        for c in contributions:
+            segment = result.states[c.user_id].segment
+            if segment is not None:
+                _count(update, segment, c)
+            elif self.unseeded_held < UNSEEDED_CONTRIBUTIONS_MAX:
+                self.unseeded.setdefault(c.user_id, []).append(c)
+                self.unseeded_held += 1
+
+    def _apply_pending(
+        self, state: UserState, catalogue: Catalogue, result: BatchResult, contributions: list[Contribution]
+    ) -> None:
+        """Apply held behaviours whose item is now known; dead-letter the overflow."""
+        still_pending: list[PendingBehavior] = []
+        for pending in state.pending:
+            item = catalogue.get(pending.item_id)
+            if item is None:
+                still_pending.append(pending)
+                continue
+            weight = self.weights[pending.action]
+            state.add_vector(item.vector, weight, pending.ts, self.half_life_s)
+            state.touch_item(pending.item_id, self.settings.seen_items_max)
+            contributions.append(
+                Contribution(state.user_id, pending.ts, item=item, item_id=pending.item_id, action=pending.action, weight=weight)
+            )
+        overflow = max(len(still_pending) - self.settings.pending_max, 0)
+        for pending in still_pending[:overflow]:
+            result.dead_letters.append(self._overflow_letter(state.user_id, pending))
+        state.pending = still_pending[overflow:]
+
+    def _overflow_letter(self, user_id: str, pending: PendingBehavior) -> DeadLetter:
+        return DeadLetter(
+            f"item {pending.item_id!r} is not in the catalogue; the behaviour was held while "
+            f"{self.settings.pending_max} later ones also waited for unknown items",
+            pending.source,
+            user_id.encode(),
+            None,
+            event={
+                "event_id": pending.event_id,
+                "user_id": user_id,
+                "item_id": pending.item_id,
+                "action": pending.action,
+                "ts_epoch_s": pending.ts,
+            },
+        )
+
+    def assign(self, moved: Iterable[tuple[UserState, Source | None]], update: ModelUpdate) -> list[SegmentChange]:
+        """Assign users whose vector changed (by the input event at ``source``) with this
+        worker's model version, recording their vectors and moves for the owner (which seeds
+        from them while the model is unseeded); their change events."""
+        with_vector = [(state, vector, source) for state, source in moved if (vector := state.vector) is not None]
+        if not self.segmentation.model.seeded:
+            for state, vector, _ in with_vector:
+                update.stats.observe(state.user_id, vector, None)
+            return []
+        changes = []
+        segments, distances = self._predict([(s, v) for s, v, _ in with_vector], hysteresis=True)
+        for (state, vector, source), segment, distance in zip(with_vector, segments, distances):
+            update.stats.observe(state.user_id, vector, segment)
+            update.stats.move(state.segment, segment)
+            change = self._move(state, segment, distance, "event", self.replay.mode_of(source), source)
+            if change is not None:
+                changes.append(change)
+        return changes
+
+    def _predict(self, users: list[tuple[UserState, np.ndarray]], hysteresis: bool) -> tuple[list[int], list[float]]:
+        """Each user's segment and distance under this worker's model, for all of them at once."""
+        if not users:
+            return [], []
+        current = np.array([-1 if state.segment is None else state.segment for state, _ in users], dtype=np.int64)
+        segments, distances = self.segmentation.predict(np.stack([v for _, v in users]), current, hysteresis)
+        return segments.tolist(), distances.tolist()
+
+    def sweep(self, states: Iterable[UserState], mode: Mode = "live", final: bool = False) -> BatchResult:
+        """Re-assign users after a new model version: states whose segment changes, their
+        change events (reason ``model_update``) and the size moves for the owner.
+
+        ``final``: the membership after a replay that suppressed change events: no hysteresis
+        (so the result depends only on the users' vectors and the centroids) and an event
+        (reason ``replay``) for every user with a segment.
+        """
+        states = list(states)
+        result = BatchResult(swept=len(states))
+        if not self.segmentation.model.seeded:
+            return result
+        update = self.segmentation.new_update()
+        with_vector = [(state, vector) for state in states if (vector := state.vector) is not None]
+        segments, distances = self._predict(with_vector, hysteresis=not final)
+        for (state, _), segment, distance in zip(with_vector, segments, distances):
+            if segment == state.segment and not final:
+                continue
+            update.stats.move(state.segment, segment)
+            for held in self.unseeded.pop(state.user_id, ()):
+                _count(update, segment, held)
+            result.states[state.user_id] = state
+            reason: Reason = "replay" if final else "model_update"
+            change = self._move(state, segment, distance, reason, mode, None, always=final)
+            if change is not None:
+                result.changes.append(change)
+        result.update = update if update else None
+        return result
+
+    def _move(
+        self, state: UserState, segment: int, distance: float, reason: Reason, mode: Mode, source: Source | None,
+        always: bool = False,
+    ) -> SegmentChange | None:
+        """Put the user in ``segment``; its change event when the segment changed (or ``always``)."""
+        previous = state.segment
+        state.segment, state.distance, state.model_version = segment, distance, self.segmentation.version
+        if previous == segment and not always:
+            return None
+        return SegmentChange.decided(
+            state.user_id, previous, segment, self.segmentation.version, distance, reason, mode, source
+        )
+
+
+def _count(update: ModelUpdate, segment: int, c: Contribution) -> None:
+    if c.item is None:
+        update.profiles.add_review(segment, c.text, c.ts)
+    else:
+        update.profiles.add_action(segment, c.item_id, c.item.categories, c.action, c.weight, c.ts)
+

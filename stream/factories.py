@@ -1,0 +1,54 @@
+"""From :class:`Settings` to what models/ provides: the segmentation's parameters and the encoder.
+
+models/ knows nothing of settings; these are the only places that translate them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from models.clustering import KMeansParams
+from models.profiles import ProfileParams
+from models.segmentation import Segmentation, SegmentationParams
+from stream.config import Settings
+
+if TYPE_CHECKING:
+    from models.encoder import Encoder
+
+# Per segment; they keep a published snapshot of model and profiles well under Kafka's
+# default 1 MB message.
+PROFILE_MAX_TERMS = 1000
+PROFILE_MAX_ITEMS = 500
+
+
+def segmentation_params(settings: Settings) -> SegmentationParams:
+    return SegmentationParams(
+        KMeansParams(
+            k=settings.k,
+            seed_users=settings.seed_users,
+            reservoir_size=settings.reservoir_users,
+            refresh_every=settings.refresh_every,
+            half_life_updates=settings.model_half_life_updates,
+            margin=settings.hysteresis,
+        ),
+        ProfileParams(settings.k, settings.half_life_s, PROFILE_MAX_TERMS, PROFILE_MAX_ITEMS),
+    )
+
+
+def new_segmentation(settings: Settings, dim: int) -> Segmentation:
+    """An unseeded model and empty profiles configured by ``settings``."""
+    return Segmentation.new(segmentation_params(settings), dim)
+
+
+def encoder_for(settings: Settings) -> Encoder:
+    """The encoder ``settings`` describe, exported on first use (imports onnxruntime)."""
+    from models.encoder import load_encoder
+
+    return load_encoder(
+        Path(settings.model_path) if settings.model_path else None,
+        Path(settings.model_cache),
+        prefer_gpu=settings.prefer_gpu,
+        intra_op_threads=settings.encoder_threads or None,
+        precision=settings.encoder_precision,
+    )

@@ -1,0 +1,100 @@
+"""The agents that consume the inputs: events into user state, items into the catalogue.
+
+Both micro-batch with ``take_events`` (acks after the batch is applied) and run the encoder
+in a thread, so the event loop, the timers and the web server stay responsive meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import faust
+import numpy as np
+
+from models.encoder import Encoder
+from stream.contract.records import InvalidEvent, Message
+from stream.core.catalogue import CatalogueItem, catalogue_text
+from stream.worker import replay_hooks
+from stream.worker.context import WorkerContext
+from stream.worker.output import emit, send_dead_letter
+
+log = logging.getLogger("segstream")
+
+ITEM_BATCH = 64
+
+
+class EncoderThread:
+    """The encoder off the event loop, in one thread of its own."""
+
+    def __init__(self, encoder: Encoder, batch_size: int) -> None:
+        self.encoder = encoder
+        self.batch_size = batch_size
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder")
+
+    async def encode(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.encoder.dim), dtype=np.float32)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, lambda: self.encoder.encode(texts, batch_size=self.batch_size))
+
+
+async def apply_batch(ctx: WorkerContext, encoder: EncoderThread, messages: list[Message]) -> None:
+    """Validate, encode, fold into user states, assign, then write and publish."""
+    await replay_hooks.catalogue_first(ctx)
+    prepared = ctx.pipeline.prepare(messages)
+    vectors = await encoder.encode(prepared.texts)
+    result = ctx.pipeline.apply(prepared, vectors, ctx.users, ctx.catalogue)
+    await emit(ctx, result)
+    ctx.counters.applied += result.applied
+    ctx.counters.duplicates += result.duplicates
+    ctx.counters.batches += 1
+    await replay_hooks.after_batch(ctx, messages)
+
+
+async def encode_items(ctx: WorkerContext, encoder: EncoderThread, messages: list[Message]) -> None:
+    """Encode valid items into the catalogue; dead-letter the others."""
+    good: list[tuple[str, str, tuple[str, ...]]] = []
+    for m in messages:
+        try:
+            item, text = catalogue_text(m)
+        except InvalidEvent as exc:
+            await send_dead_letter(ctx, m.dead_letter(str(exc)))
+            continue
+        good.append((item.item_id, text, item.categories))
+    vectors = await encoder.encode([text for _, text, _ in good])
+    for (item_id, _, categories), vector in zip(good, vectors):
+        ctx.catalogue.put(item_id, CatalogueItem(vector, categories))
+    replay_hooks.after_items(ctx, messages)
+    ctx.counters.items += len(good)
+    log.info("catalogue: %d items encoded (batch of %d)", ctx.counters.items, len(messages))
+
+
+async def dead_letter_batch(ctx: WorkerContext, messages: list[Message], exc: Exception) -> None:
+    """A batch that failed for a reason of ours (a bug, a broken encoder) is not lost."""
+    log.exception("a batch of %d events failed", len(messages))
+    for m in messages:
+        await send_dead_letter(ctx, m.dead_letter(f"batch failed: {exc!r}"))
+
+
+def register(ctx: WorkerContext) -> None:
+    encoder = EncoderThread(ctx.encoder, ctx.settings.encode_batch_size)
+    batch, within = ctx.settings.batch_size, ctx.settings.batch_wait_s
+
+    async def consume(stream: faust.StreamT, size: int, step: Any) -> None:
+        async for events in stream.take_events(size, within=within):
+            messages = [Message.of(e.message) for e in events]
+            try:
+                await step(ctx, encoder, messages)
+            except Exception as exc:
+                await dead_letter_batch(ctx, messages, exc)
+
+    @ctx.app.agent(ctx.topics.inputs, name="apply-events")
+    async def apply_events(stream: faust.StreamT) -> None:
+        await consume(stream, batch, apply_batch)
+
+    @ctx.app.agent(ctx.topics.items, name="encode-items")
+    async def encode_catalogue(stream: faust.StreamT) -> None:
+        await consume(stream, ITEM_BATCH, encode_items)

@@ -1,0 +1,109 @@
+"""The Faust shell: a worker built from its parts.
+
+Flow: ``reviews``/``behaviors`` -> agents (stream/worker/agents.py: validate, encode off the
+event loop, fold into the ``users`` table, assign with this worker's copy of the model) ->
+``segment-changes`` and ``segment-membership``; anything unusable -> ``dead-letters``. Each
+batch's update goes to the one-partition ``segment-model-updates`` topic, whose holder owns the
+model and publishes versions on ``segment-model``; every worker follows them and sweeps its
+users (stream/worker/model_sync.py). The ``items`` agent encodes the catalogue into a global
+table every worker reads. The logic of each step is in stream/core; here it is wired to Kafka.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import faust
+
+from models.encoder import Encoder
+from models.segmentation import Segmentation
+from stream.config import Settings
+from stream.core.pipeline import Pipeline
+from stream.core.replay_tracker import ReplayTracker
+from stream.factories import encoder_for
+from stream.kafka import ensure_topics
+from stream.worker import agents, model_sync, replay_hooks, web
+from stream.worker.consumer_patch import adapt_faust_consumer
+from stream.worker.context import WorkerContext
+from stream.worker.store import FaustCatalogue, FaustUserStore, Tables, use_key_partitioned_rocksdb
+from stream.worker.topics import Topics
+
+
+def install_faust_adjustments(settings: Settings, replay: ReplayTracker) -> None:
+    """Every change segstream makes to Faust itself, in one step, before an app is created:
+    the consumer adjustments (stream/worker/consumer_patch.py: fetch wait, confirmed end
+    offsets, rewind after recovery, a replay's start offsets) and the key-partitioned RocksDB
+    store (stream/worker/store.py)."""
+    adapt_faust_consumer(settings.bootstrap, settings.fetch_max_wait_ms, replay.start)
+    use_key_partitioned_rocksdb()
+
+
+def new_faust_app(settings: Settings) -> faust.App:
+    return faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.bootstrap}",
+        store=settings.store,
+        datadir=settings.data_dir,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.session_timeout_s / 4,
+        broker_rebalance_timeout=settings.session_timeout_s,
+        key_serializer="raw",
+        value_serializer="raw",
+        web_enabled=True,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        producer_compression_type="lz4",
+        autodiscover=False,
+    )
+
+
+def create_app(
+    settings: Settings, encoder: Encoder, segmentation: Segmentation, replay: ReplayTracker | None = None
+) -> faust.App:
+    """A Faust app for ``settings`` that encodes with ``encoder``, assigns with its copy
+    ``segmentation`` of the published model, and, while replaying, follows ``replay``.
+    Call :func:`install_faust_adjustments` first."""
+    replay = replay or ReplayTracker.live()
+    app = new_faust_app(settings)
+    topics = Topics.declare(app, settings)
+    tables = Tables.declare(app, settings)
+
+    def active_partitions() -> set[int]:
+        return {tp.partition for tp in app.consumer.assignment() if tp.topic in settings.input_topics}
+
+    ctx = WorkerContext(
+        settings=settings,
+        app=app,
+        topics=topics,
+        tables=tables,
+        users=FaustUserStore(tables.users, settings.partitions, active_partitions),
+        catalogue=FaustCatalogue(tables.item_vectors),
+        encoder=encoder,
+        local=segmentation,
+        pipeline=Pipeline(settings, segmentation, replay),
+        replay=replay,
+    )
+    agents.register(ctx)
+    owner = model_sync.register(ctx)
+    replay_hooks.register(ctx)
+    web.register(ctx, owner)
+    return app
+
+
+def run_worker(settings: Settings, loglevel: str, replay: ReplayTracker | None = None) -> int:
+    """Create the topics, load the encoder and the published model, and run the worker."""
+    replay = replay or ReplayTracker.live()
+    ensure_topics(settings)
+    install_faust_adjustments(settings, replay)
+    encoder = encoder_for(settings)
+    segmentation = model_sync.read_published(settings, encoder.dim)
+    app = create_app(settings, encoder, segmentation, replay)
+    sys.argv = [
+        "segstream", "worker", "--loglevel", loglevel,
+        "--web-host", settings.web_host, "--web-port", str(settings.web_port),
+    ]
+    app.main()
+    return 0

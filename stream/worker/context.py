@@ -1,0 +1,67 @@
+"""The parts of one worker process, shared by its agents, model sync, replay hooks and web views."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+
+from models.encoder import Encoder
+from models.segmentation import Segmentation
+from stream.config import Settings
+from stream.core.pipeline import Pipeline
+from stream.core.replay_tracker import ReplayTracker
+from stream.worker.store import FaustCatalogue, FaustUserStore, Tables
+from stream.worker.topics import Topics
+
+
+@dataclass
+class Counters:
+    """Process-local throughput counters served at /healthz."""
+
+    started: float = field(default_factory=time.time)
+    applied: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    changes: int = 0
+    items: int = 0
+    batches: int = 0
+    swept: int = 0
+    updates_learned: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "started"} | {
+            "uptime_s": round(time.time() - self.started, 1)
+        }
+
+
+@dataclass
+class WorkerContext:
+    """What the Faust shell's modules work with: the app and its topics and tables, the stores
+    over those tables, the encoder, this worker's copy of the model (``local``: it predicts;
+    only the owner learns) and the pipeline that uses it, the replay (if any) and counters."""
+
+    settings: Settings
+    app: faust.App
+    topics: Topics
+    tables: Tables
+    users: FaustUserStore
+    catalogue: FaustCatalogue
+    encoder: Encoder
+    local: Segmentation
+    pipeline: Pipeline
+    replay: ReplayTracker
+    counters: Counters = field(default_factory=Counters)
+
+    @property
+    def ready(self) -> bool:
+        """Partitions assigned and the tables recovered from their changelogs."""
+        return (not self.app.rebalancing) and self.app.tables.recovery.completed.is_set()
+
+    def input_partitions(self) -> list[tuple[str, int]]:
+        """The input partitions Kafka gave this worker."""
+        return sorted(
+            (tp.topic, tp.partition) for tp in self.app.consumer.assignment() if tp.topic in self.settings.input_topics
+        )

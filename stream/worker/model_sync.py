@@ -1,0 +1,181 @@
+"""The model loop's Faust side: own the model where Kafka puts the updates partition, follow
+every published version, and sweep this worker's users when the centroids move.
+
+The loop itself is in stream/core (:class:`ModelOwner`, :class:`Sweeper`); this module reads
+and writes the topics, runs the owner in a thread of its own (a refresh is a k-means run, and
+serialising a snapshot takes time), and yields to the event loop between sweep chunks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import faust
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
+
+from models.segmentation import ModelUpdate, Segmentation
+from stream.config import Settings
+from stream.core.owner import ModelOwner
+from stream.core.sweep import Sweeper
+from stream.factories import new_segmentation, segmentation_params
+from stream.kafka import read_last_value
+from stream.worker.context import WorkerContext
+from stream.worker.output import emit
+
+log = logging.getLogger("segstream")
+T = TypeVar("T")
+
+
+def read_published(settings: Settings, dim: int) -> Segmentation:
+    """The last segmentation published on the model topic, or a new one when it is empty."""
+    raw = read_last_value(settings.bootstrap, settings.topic_model)
+    if raw is None:
+        return new_segmentation(settings, dim)
+    try:
+        segmentation = Segmentation.from_bytes(raw, segmentation_params(settings), dim)
+    except (ValueError, KeyError, AttributeError, TypeError) as exc:
+        raise SystemExit(
+            f"{settings.topic_model} does not hold a model this worker can use ({exc}). Use another "
+            "SEGSTREAM_APP_ID and SEGSTREAM_TOPIC_MODEL for a different configuration."
+        ) from exc
+    log.info("model loaded: version %s, seeded=%s", segmentation.version, segmentation.model.seeded)
+    return segmentation
+
+
+class OwnerShell:
+    """The :class:`ModelOwner` while this worker holds the updates partition (``active``)."""
+
+    def __init__(self, ctx: WorkerContext) -> None:
+        self.ctx = ctx
+        self.owner: ModelOwner | None = None
+        self.active = False
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-owner")
+
+    async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    def assigned(self, owns: bool) -> None:
+        self.active = owns
+        if not owns:
+            self.owner = None
+
+    async def receive(self, update: ModelUpdate, offset: int) -> None:
+        """Learn the update (loading the last published model first, on becoming the owner)."""
+        if self.owner is None:
+            settings = self.ctx.settings
+            published = await self._in_thread(read_published, settings, self.ctx.local.model.dim)
+            self.owner = ModelOwner(published, settings.model_publish_interval_s)
+            log.info("model owner: version %d, updates applied up to offset %d",
+                     published.version, published.model.updates_offset)
+        if await self._in_thread(self.owner.receive, update, offset) and self.owner.publish_due(update):
+            await self.publish()
+
+    async def publish(self) -> None:
+        """Send a snapshot if the model changed since the last one."""
+        if self.owner is None:
+            return
+        snapshot = await self._in_thread(self.owner.snapshot)
+        if snapshot is not None:
+            await self.ctx.topics.model.send(key=b"model", value=snapshot)
+
+
+async def follow(ctx: WorkerContext, new_version: asyncio.Event) -> None:
+    """Adopt every newer version published on the model topic; a new one calls for a sweep."""
+    settings = ctx.settings
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=settings.fetch_max_wait_ms
+    )
+    await reader.start()
+    try:
+        tp = TopicPartition(settings.topic_model, 0)
+        reader.assign([tp])
+        end = (await reader.end_offsets([tp]))[tp]
+        reader.seek(tp, max(end - 1, 0))
+        params = segmentation_params(settings)
+        while True:
+            batches = await reader.getmany(timeout_ms=1000)
+            records = [r for rs in batches.values() for r in rs]
+            if records and ctx.local.adopt(Segmentation.from_bytes(records[-1].value, params, ctx.local.model.dim)):
+                new_version.set()
+    finally:
+        await reader.stop()
+
+
+async def sweep(ctx: WorkerContext, sweeper: Sweeper, sweeping: asyncio.Lock) -> bool:
+    """Re-assign the users due for this version (everyone for a replay's final membership), a
+    chunk at a time, yielding to batches and timers between chunks; False when stopping."""
+    final = ctx.replay.final_version_arrived(ctx.local.model.rebuilt_version)
+    chunks = sweeper.chunks(ctx.replay.sweep_mode(), final)
+    changed = 0
+    while True:
+        async with sweeping:
+            if ctx.app.should_stop:
+                return False
+            result = next(chunks, None)
+            if result is None:
+                break
+            ctx.counters.swept += result.swept
+            changed += len(result.changes)
+            await emit(ctx, result)
+        await asyncio.sleep(0)
+    if final:
+        ctx.replay.finished = True
+        log.info("replay: final membership of %d users published; now live", changed)
+    return True
+
+
+def register(ctx: WorkerContext) -> OwnerShell:
+    """The owner's agent, timer and hand-over hooks, and the follow and sweep tasks."""
+    app, settings = ctx.app, ctx.settings
+    shell = OwnerShell(ctx)
+    sweeper = Sweeper(ctx.pipeline, ctx.users, settings.sweep_users)
+    new_version = asyncio.Event()
+    sweeping = asyncio.Lock()  # held while a sweep chunk writes rows and sends their changes
+
+    @app.agent(ctx.topics.updates, name="own-model")
+    async def own_model(stream: faust.StreamT) -> None:
+        """Runs wherever Kafka assigns the one partition of the updates topic: the owner."""
+        async for event in stream.events():
+            await shell.receive(ModelUpdate.from_bytes(event.message.value), event.message.offset)
+            ctx.counters.updates_learned += 1
+
+    @app.on_partitions_revoked.connect
+    async def publish_before_handing_over(sender: faust.App, revoked: set[Any], **kwargs: Any) -> None:
+        await shell.publish()
+
+    @app.on_partitions_assigned.connect
+    async def note_ownership(sender: faust.App, assigned: set[Any], **kwargs: Any) -> None:
+        shell.assigned(any(tp.topic == settings.topic_model_updates for tp in assigned))
+
+    @app.timer(interval=settings.model_publish_interval_s)
+    async def publish_model() -> None:
+        await shell.publish()
+
+    @app.task
+    async def follow_model() -> None:
+        await follow(ctx, new_version)
+
+    @app.task
+    async def sweep_on_new_versions() -> None:
+        while True:
+            await new_version.wait()
+            new_version.clear()
+            if not ctx.ready:
+                await asyncio.sleep(0.5)
+                new_version.set()
+            elif not await sweep(ctx, sweeper, sweeping):
+                return
+
+    @app.on_before_shutdown.connect
+    async def finish_before_shutdown(sender: faust.App, **kwargs: Any) -> None:
+        """Before the producer stops: let a sweep chunk in flight send its changes (the next
+        one sees ``should_stop``), and publish the model."""
+        async with sweeping:
+            await shell.publish()
+
+    return shell

@@ -1,0 +1,88 @@
+"""The worker's tables: users (partitioned like the inputs) and the catalogue (global).
+
+Faust's RocksDB store puts a row in the database of the partition of the event being processed.
+Our tables are written after a micro-batch, outside any single event, and use
+``use_partitioner=True`` so a row's changelog partition comes from its key (murmur2, as every
+Kafka producer computes it). :class:`KeyPartitionedRocksDB` files the row under that same
+partition, so the local database, the changelog and changelog recovery all agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from faust.stores import STORES
+from faust.stores.rocksdb import Store as RocksDBStore
+
+from stream.config import Settings
+from stream.core.catalogue import CatalogueItem
+from stream.core.user_state import UserState
+from stream.core.user_store import UserStore
+from stream.kafka import key_partition
+
+
+class KeyPartitionedRocksDB(RocksDBStore):
+    def _set(self, key: bytes, value: bytes | None) -> None:
+        partition = key_partition(key, self.table.partitions)
+        self._key_index[key] = partition
+        self._db_for_partition(partition).put(key, value)
+
+
+def use_key_partitioned_rocksdb() -> None:
+    """Make ``rocksdb://`` store URLs open :class:`KeyPartitionedRocksDB`."""
+    STORES.aliases["rocksdb"] = f"{__name__}:{KeyPartitionedRocksDB.__name__}"
+
+
+@dataclass
+class Tables:
+    users: Any  # faust Table: user id -> UserState row
+    item_vectors: Any  # faust GlobalTable: item id -> CatalogueItem row
+
+    @classmethod
+    def declare(cls, app: faust.App, settings: Settings) -> Tables:
+        # key_type/value_type bytes make Faust pick the raw codec for the changelogs;
+        # use_partitioner: see the module docstring (it also lets sweeps write rows outside events).
+        binary = {"key_type": bytes, "value_type": bytes, "partitions": settings.partitions, "use_partitioner": True}
+        return cls(app.Table("users", **binary), app.GlobalTable("item-vectors", **binary))
+
+
+class FaustUserStore(UserStore):
+    """The ``users`` table; ``active_partitions`` says which input partitions this worker holds
+    (its table also has standby rows of others, which it must not sweep)."""
+
+    def __init__(self, table: Any, partitions: int, active_partitions: Callable[[], set[int]]) -> None:
+        self.table = table
+        self.partitions = partitions
+        self.active_partitions = active_partitions
+
+    def get(self, user_id: str) -> UserState | None:
+        raw = self.table.get(user_id.encode())
+        return None if raw is None else UserState.from_bytes(raw)
+
+    def put_many(self, states: Iterable[UserState]) -> None:
+        for state in states:
+            self.table[state.user_id.encode()] = state.to_bytes()
+
+    def user_ids(self) -> list[str]:
+        active = self.active_partitions()
+        return [k.decode() for k in self.table.keys() if key_partition(k, self.partitions) in active]
+
+
+class FaustCatalogue:
+    """The ``item-vectors`` global table as a :class:`~stream.core.catalogue.Catalogue`."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def get(self, item_id: str) -> CatalogueItem | None:
+        raw = self.table.get(item_id.encode())
+        return None if raw is None else CatalogueItem.from_bytes(raw)
+
+    def put(self, item_id: str, item: CatalogueItem) -> None:
+        self.table[item_id.encode()] = item.to_bytes()
+
+    def __len__(self) -> int:
+        return len(self.table)

@@ -1,0 +1,34 @@
+"""The topics a worker reads and writes, declared on its Faust app (values are raw bytes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+
+from stream.config import Settings
+
+
+@dataclass
+class Topics:
+    inputs: Any  # reviews and behaviours, keyed by user id
+    items: Any  # the catalogue, keyed by item id
+    changes: Any
+    membership: Any
+    dead_letters: Any
+    model: Any  # one partition, compacted: the published segmentation
+    updates: Any  # one partition: workers' updates for the model owner
+
+    @classmethod
+    def declare(cls, app: faust.App, settings: Settings) -> Topics:
+        raw = {"key_serializer": "raw", "value_serializer": "raw"}
+        return cls(
+            inputs=app.topic(*settings.input_topics, **raw),
+            items=app.topic(settings.topic_items, **raw),
+            changes=app.topic(settings.topic_changes, **raw),
+            membership=app.topic(settings.topic_membership, **raw),
+            dead_letters=app.topic(settings.topic_dead_letters, **raw),
+            model=app.topic(settings.topic_model, partitions=1, **raw),
+            updates=app.topic(settings.topic_model_updates, partitions=1, **raw),
+        )

@@ -1,0 +1,85 @@
+"""The worker's HTTP API (Faust web): health, segments, portraits, users, recommendations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faust.web import Request, Response
+
+from stream.worker.context import WorkerContext
+from stream.worker.model_sync import OwnerShell
+
+
+def health(ctx: WorkerContext, owner: OwnerShell) -> dict[str, Any]:
+    model, encoder = ctx.local.model, ctx.encoder
+    return {
+        "status": "ok",
+        "ready": ctx.ready,
+        "input_partitions": [f"{topic}:{partition}" for topic, partition in ctx.input_partitions()],
+        "catalogue_items": len(ctx.catalogue),
+        "model": {"version": model.version, "seeded": model.seeded, "k": model.k, "owner": owner.active},
+        "replay": ctx.replay.progress() if ctx.replay.replaying else None,
+        "encoder": {"providers": encoder.providers, "precision": encoder.precision, "dim": encoder.dim},
+        "counters": ctx.counters.as_dict(),
+    }
+
+
+def segments(ctx: WorkerContext) -> dict[str, Any]:
+    model = ctx.local.model
+    portraits = ctx.local.profiles.profiles(top=5)
+    return {
+        "model_version": model.version,
+        "seeded": model.seeded,
+        "users_waiting_for_seed": 0 if model.seeded else len(model.reservoir),
+        "segments": [{"id": i, "size": int(n), "label": portraits[i]["label"]} for i, n in enumerate(model.sizes)],
+        "model_events": model.history[-10:],
+    }
+
+
+def recommendations(ctx: WorkerContext, user_id: str, k: int) -> dict[str, Any]:
+    state = ctx.users.get(user_id)
+    segment = None if state is None else state.segment
+    items = ctx.local.profiles.popular_items(segment, k, frozenset() if state is None else state.acted_on)
+    return {
+        "user_id": user_id,
+        "segment": segment,
+        "source": "global popularity (cold user)" if segment is None else "segment popularity",
+        "items": items,
+    }
+
+
+def register(ctx: WorkerContext, owner: OwnerShell) -> None:
+    app, users_table = ctx.app, ctx.tables.users
+
+    @app.page("/healthz")
+    async def health_page(web: Any, request: Request) -> Response:
+        return web.json(health(ctx, owner))
+
+    @app.page("/segments")
+    async def segments_page(web: Any, request: Request) -> Response:
+        return web.json(segments(ctx))
+
+    @app.page("/segments/{segment}")
+    async def segment_page(web: Any, request: Request, segment: str) -> Response:
+        model = ctx.local.model
+        if not segment.isdigit() or int(segment) >= model.k:
+            return web.json({"error": f"no segment {segment!r}; ids are 0..{model.k - 1}"}, status=404)
+        portrait = ctx.local.profiles.profile(int(segment), top=int(request.query.get("top", 10)))
+        return web.json({"size": int(model.sizes[int(segment)]), "model_version": model.version, **portrait})
+
+    @app.page("/users/{user_id}/recommendations")
+    @app.table_route(table=users_table, match_info="user_id")
+    async def recommendations_page(web: Any, request: Request, user_id: str) -> Response:
+        try:
+            k = max(1, min(100, int(request.query.get("k", 10))))
+        except ValueError:
+            return web.json({"error": "k must be a whole number"}, status=400)
+        return web.json(recommendations(ctx, user_id, k))
+
+    @app.page("/users/{user_id}")
+    @app.table_route(table=users_table, match_info="user_id")
+    async def user_page(web: Any, request: Request, user_id: str) -> Response:
+        state = ctx.users.get(user_id)
+        if state is None:
+            return web.json({"error": f"unknown user {user_id!r}"}, status=404)
+        return web.json(state.public_view())

@@ -1,0 +1,66 @@
+"""The model owner: learns each update once, publishes after changes at most once per interval
+(at once for a rebuild), and its snapshot is what the workers adopt."""
+
+import numpy as np
+
+from models.segmentation import Segmentation
+from stream.config import load_settings
+from stream.core.owner import ModelOwner
+from stream.factories import new_segmentation, segmentation_params
+
+SETTINGS = load_settings(env={}, k=2, seed_users=3)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def update_with(segmentation: Segmentation, users: dict[str, list[float]]):
+    update = segmentation.new_update()
+    for user, vector in users.items():
+        update.stats.observe(user, np.asarray(vector, dtype=np.float32), None)
+    return update
+
+
+def test_each_update_is_learned_once_by_offset():
+    owner = ModelOwner(new_segmentation(SETTINGS, 2), publish_interval_s=1.0, clock=Clock())
+    first = update_with(owner.segmentation, {"a": [1, 0], "b": [0, 1]})
+    assert owner.receive(first, 0) and owner.dirty
+    assert not owner.receive(first, 0)  # a redelivery
+    assert owner.segmentation.model.updates_offset == 0 and len(owner.segmentation.model.reservoir) == 2
+    assert owner.receive(update_with(owner.segmentation, {"c": [1, 1]}), 5)
+    assert owner.segmentation.model.seeded and owner.segmentation.version == 1  # seed_users reached
+
+
+def test_publishes_after_changes_at_most_once_per_interval_and_at_once_for_a_rebuild():
+    clock = Clock()
+    owner = ModelOwner(new_segmentation(SETTINGS, 2), publish_interval_s=1.0, clock=clock)
+    update = update_with(owner.segmentation, {"a": [1, 0]})
+    assert not owner.publish_due(update) and owner.snapshot() is None  # nothing learned yet
+    owner.receive(update, 0)
+    assert owner.publish_due(update)
+    assert owner.snapshot() is not None and not owner.dirty and owner.snapshot() is None
+    clock.now += 0.5
+    later = update_with(owner.segmentation, {"b": [0, 1]})
+    owner.receive(later, 1)
+    assert not owner.publish_due(later)  # within the interval
+    rebuild = owner.segmentation.new_update()
+    rebuild.stats.rebuild = "canonical"
+    owner.receive(rebuild, 2)
+    assert owner.publish_due(rebuild)  # a replay waits for it
+    clock.now += 0.5
+    assert owner.publish_due(later)
+
+
+def test_the_snapshot_is_the_segmentation_a_worker_reads_back():
+    owner = ModelOwner(new_segmentation(SETTINGS, 2), publish_interval_s=0.0)
+    owner.receive(update_with(owner.segmentation, {"a": [1, 0], "b": [0, 1], "c": [0.9, 0.1]}), 0)
+    published = Segmentation.from_bytes(owner.snapshot(), segmentation_params(SETTINGS), 2)
+    np.testing.assert_array_equal(published.model.centroids, owner.segmentation.model.centroids)
+    worker = new_segmentation(SETTINGS, 2)
+    assert worker.adopt(published) and worker.version == 1 and worker.model.updates_offset == 0
+    assert not worker.adopt(published)  # nothing newer

@@ -1,0 +1,70 @@
+"""A worker's replay: what is replayed, progress, catch-up, and the steps after it."""
+
+from stream.contract.changes import SegmentChange
+from stream.contract.records import Source
+from stream.core.replay_tracker import ReplayTracker
+
+
+def tracker(**kw) -> ReplayTracker:
+    return ReplayTracker(start={("b", 0): 2, ("b", 1): 0}, until={("b", 0): 5, ("b", 1): 3}, **kw)
+
+
+def change(reason: str, mode: str) -> SegmentChange:
+    return SegmentChange("u", None, 1, 1, 0.1, reason, mode, None, "2024-01-01T00:00:00.000+00:00")
+
+
+def test_events_below_the_end_offsets_are_replayed():
+    t = tracker()
+    assert t.mode_of(Source("b", 0, 4)) == "replay" and t.mode_of(Source("b", 0, 5)) == "live"
+    assert t.mode_of(Source("other", 0, 0)) == "live" and t.mode_of(None) == "live"
+    assert ReplayTracker.live().mode_of(Source("b", 0, 0)) == "live"
+
+
+def test_progress_counts_from_the_start_offsets_to_the_end():
+    t = tracker()
+    assert (t.total, t.remaining(), t.caught_up) == (6, 6, False)
+    for offset in (2, 3):
+        t.observe(Source("b", 0, offset))
+    t.observe(Source("b", 1, 2))
+    progress = t.progress()
+    assert (progress["done"], progress["lag"], progress["caught_up"]) == (5, 1, False)
+    t.observe(Source("b", 0, 4))
+    assert t.caught_up and t.progress()["lag"] == 0 and t.caught_up_after_s is not None
+
+
+def test_the_catalogue_comes_first_until_its_end_is_encoded():
+    t = tracker(catalogue_until={("items", 0): 10})
+    assert not t.catalogue_ready
+    t.observe_item(Source("items", 0, 8))
+    assert not t.catalogue_ready
+    t.observe_item(Source("items", 0, 9))
+    assert t.catalogue_ready
+
+
+def test_without_suppress_catching_up_goes_live():
+    t = tracker()
+    assert t.next_step(model_version=3) is None and t.sweep_mode() == "replay"
+    t.observe(Source("b", 0, 4))
+    t.observe(Source("b", 1, 2))
+    assert t.next_step(3) == "live" and t.finished and t.sweep_mode() == "live"
+    assert t.next_step(3) is None
+
+
+def test_with_suppress_one_rebuild_then_the_final_membership():
+    t = tracker(suppress=True, rebuild="canonical")
+    assert not t.publishes(change("event", "replay")) and not t.publishes(change("model_update", "replay"))
+    assert t.publishes(change("replay", "replay")) and t.publishes(change("event", "live"))
+    t.observe(Source("b", 0, 4))
+    t.observe(Source("b", 1, 2))
+    assert t.next_step(model_version=7) == "rebuild" and t.rebuild_requested_at == 7
+    assert t.next_step(8) is None  # asked once
+    assert not t.final_version_arrived(rebuilt_version=7)
+    assert t.final_version_arrived(rebuilt_version=8)
+    t.finished = True  # the final membership was published
+    assert not t.final_version_arrived(9)
+
+
+def test_a_live_worker_replays_nothing_and_publishes_everything():
+    t = ReplayTracker.live()
+    assert not t.replaying and t.finished and t.catalogue_ready and t.next_step(1) is None
+    assert t.publishes(change("event", "live")) and t.sweep_mode() == "live" and not t.final_version_arrived(5)
