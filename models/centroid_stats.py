@@ -54,6 +54,20 @@ class CentroidStats:
         if new is not None:
             self.size_delta[new] += 1
 
+    def problem(self) -> str:
+        """Why the owner must not learn these statistics ("" when it may): a non-finite sum or
+        vector, a zero vector, a segment out of range."""
+        if not np.isfinite(self.sums).all():
+            return "centroid sums are not finite"
+        if (self.counts < 0).any():
+            return "negative counts"
+        for user_id, (segment, vector) in self.users.items():
+            if not -1 <= segment < self.k:
+                return f"user {user_id!r}: segment {segment} is not one of 0..{self.k - 1}"
+            if not (np.isfinite(vector).all() and np.abs(vector).sum() > 0):
+                return f"user {user_id!r}: the vector is not finite or is zero"
+        return ""
+
     def to_doc(self) -> dict[str, Any]:
         users = list(self.users)
         return {

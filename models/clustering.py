@@ -119,6 +119,7 @@ class StreamingKMeans:
     rebuilt_version: int = 0  # version of the latest rebuild (0: none)
     updates_since_refresh: int = 0
     refreshes: int = 0  # by this owner since it loaded the model: every cold_refresh_every-th is cold
+    seeded_users: int = 0  # users the seed (or a later refresh) saw; below seed_users, refreshes as they double
     updates_offset: int = -1  # the last offset of the updates topic applied (owner exactly-once)
     reservoir: OrderedDict[str, np.ndarray] = field(default_factory=OrderedDict)
     assigned: dict[str, int] = field(default_factory=dict)  # segment of each reservoir user
@@ -219,10 +220,22 @@ class StreamingKMeans:
     def ready_to_seed(self) -> bool:
         return self.centroids is None and len(self.reservoir) >= self.params.seed_users
 
+    def seed_early(self) -> bool:
+        """Seed with the users known so far, fewer than ``seed_users`` but at least k (a small
+        deployment whose input went quiet); True when it did. Refreshes follow as users double."""
+        if self.centroids is not None or len(self.reservoir) < self.k:
+            return False
+        self.version += 1
+        self.seed()
+        return True
+
     def needs_refresh(self) -> bool:
-        """Every ``refresh_every`` updates; ten times sooner while a segment is empty."""
+        """Every ``refresh_every`` updates; ten times sooner while a segment is empty; and after
+        an early seed, whenever the users known have doubled, until ``seed_users``."""
         if self.centroids is None or len(self.reservoir) < 2 * self.k:
             return False
+        if 0 < self.seeded_users < self.params.seed_users and len(self.reservoir) >= 2 * self.seeded_users:
+            return True
         every = self.params.refresh_every
         due = every // 10 if self.empty_segments() else every
         return self.updates_since_refresh >= due
@@ -257,6 +270,7 @@ class StreamingKMeans:
         self.centroids = self._cluster(matrix, None)
         self.weights = np.bincount(nearest(matrix, self.centroids), minlength=self.k).astype(np.float64)
         self.updates_since_refresh = 0
+        self.seeded_users = len(matrix)
         self._record("seed", users=len(matrix))
 
     def refresh(self) -> None:
@@ -266,9 +280,11 @@ class StreamingKMeans:
         empty = self.empty_segments()
         matrix = self._reservoir_matrix()
         self.refreshes += 1
-        cold = bool(empty) or self.refreshes % self.params.cold_refresh_every == 0
+        early = 0 < self.seeded_users < self.params.seed_users  # seeded on few users: restarts may do better
+        cold = bool(empty) or early or self.refreshes % self.params.cold_refresh_every == 0
         new = self._cluster(matrix, old, cold)
         new = new[match_ids(old, new)]
+        self.seeded_users = max(self.seeded_users, len(matrix))
         self._replace(old, new, matrix, "refresh", reseeded=empty, cold=cold)
 
     def rebuild(self, canonical: bool) -> None:
@@ -328,6 +344,7 @@ class StreamingKMeans:
         self.updates_since_refresh = published.updates_since_refresh
         self.updates_offset = published.updates_offset
         self.history = published.history
+        self.reservoir = published.reservoir  # published only while unseeded: the users waiting
 
     # Persistence: JSON, arrays as base64 little-endian. The reservoir (float16: it only feeds
     # re-clusterings) is kept only until the model is seeded: it is a sample that refills from
@@ -346,6 +363,7 @@ class StreamingKMeans:
             "rebuilt_version": self.rebuilt_version,
             "updates_since_refresh": self.updates_since_refresh,
             "updates_offset": self.updates_offset,
+            "seeded_users": self.seeded_users,
             "events": self.history,
             "reservoir_users": users,
             "reservoir_segments": [self.assigned.get(u, -1) for u in users],
@@ -369,6 +387,7 @@ class StreamingKMeans:
         model.rebuilt_version = doc["rebuilt_version"]
         model.updates_since_refresh = doc["updates_since_refresh"]
         model.updates_offset = doc["updates_offset"]
+        model.seeded_users = doc.get("seeded_users", 0)
         model.history = doc["events"]
         vectors = decode_array(doc["reservoir"], "<f2").astype(np.float32).reshape(-1, dim)
         model.reservoir = OrderedDict(zip(doc["reservoir_users"], vectors))

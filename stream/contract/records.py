@@ -9,7 +9,10 @@ was, as every change event and dead letter does.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +23,13 @@ from typing import Any, Literal
 import fastjsonschema
 
 ACTIONS = ("view", "click", "cart", "purchase")
+SHOWN_CHARS = 120  # of a bad value quoted in a reason
+# A dead letter carries at most this much of the original key and value (with their size and
+# digest), so that it always fits a Kafka message.
+DEAD_LETTER_VALUE_BYTES = 64 * 1024
+DEAD_LETTER_KEY_BYTES = 1024
+DEAD_LETTER_ERROR_CHARS = 4000
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 Action = Literal["view", "click", "cart", "purchase"]
 
 
@@ -76,25 +86,87 @@ class Item:
         return ". ".join(p for p in parts if p)
 
 
-def parse_ts(value: Any) -> float:
-    """Event time as epoch seconds from an ISO-8601 string or epoch milliseconds."""
+def shown(value: Any) -> str:
+    """``repr(value)`` for a reason or a log line, cut to a readable length."""
+    text = repr(value)
+    if len(text) <= SHOWN_CHARS:
+        return text
+    return f"{text[:SHOWN_CHARS]}... ({len(text):,} characters)"
+
+
+@dataclass(frozen=True, slots=True)
+class TimeWindow:
+    """The event times accepted: from ``earliest`` to ``latest`` (epoch seconds)."""
+
+    earliest: float
+    latest: float
+    max_future_s: float  # how far ``latest`` is ahead of the wall clock, for the reason
+
+    def check(self, value: Any, ts: float) -> float:
+        """``ts`` (parsed from ``value``) if inside, else InvalidEvent saying what it looks like."""
+        if self.earliest <= ts <= self.latest:
+            return ts
+        if ts > self.latest:
+            where = f"more than {self.max_future_s:g} s ahead of the wall clock (SEGSTREAM_MAX_FUTURE_S)"
+        else:
+            where = f"before the earliest event time accepted, {iso(self.earliest)} (SEGSTREAM_EARLIEST_EVENT_TIME)"
+        raise InvalidEvent(f"ts {shown(value)} is {iso(ts)}, {where}{self._unit_hint(value)}")
+
+    def _unit_hint(self, value: Any) -> str:
+        """Numbers that make sense in another unit: the contract's is epoch milliseconds."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return ""
+        for unit, per_second in (("seconds", 1.0), ("microseconds", 1e6), ("nanoseconds", 1e9)):
+            if self.earliest <= value / per_second <= self.latest:
+                return f"; as epoch {unit} it would be {iso(value / per_second)}: ts must be epoch milliseconds"
+        return ""
+
+
+def iso(ts: float) -> str:
+    """Epoch seconds as ISO-8601 UTC, or words for a time no calendar holds."""
+    try:
+        return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+    except (OverflowError, OSError, ValueError):
+        return "beyond year 9999" if ts > 0 else "before year 1"
+
+
+def parse_ts(value: Any, window: TimeWindow | None = None) -> float:
+    """Event time as epoch seconds from an ISO-8601 string or epoch milliseconds, inside
+    ``window`` when one is given."""
     if isinstance(value, bool):
         raise InvalidEvent("ts: expected ISO-8601 string or epoch milliseconds, got a boolean")
     if isinstance(value, (int, float)):
-        if value != value or value < 0:
-            raise InvalidEvent(f"ts: epoch milliseconds must be a non-negative number, got {value!r}")
-        return float(value) / 1000.0
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except (ValueError, AttributeError) as exc:
-        raise InvalidEvent(f"ts: not an ISO-8601 time: {value!r}") from exc
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+        try:
+            ts = float(value) / 1000.0
+        except OverflowError as exc:
+            raise InvalidEvent(f"ts: {shown(value)} is too large for a time") from exc
+        if not math.isfinite(ts) or ts < 0:
+            raise InvalidEvent(f"ts: epoch milliseconds must be a non-negative number, got {shown(value)}")
+    else:
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except (ValueError, AttributeError) as exc:
+            raise InvalidEvent(f"ts: not an ISO-8601 time: {shown(value)}") from exc
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        ts = moment.timestamp()
+    return ts if window is None else window.check(value, ts)
+
+
+def _finite(number: str) -> float:
+    value = float(number)
+    if not math.isfinite(value):
+        raise InvalidEvent(f"value holds a number too large for a float: {shown(number)}")
+    return value
+
+
+def _no_constant(name: str) -> None:
+    raise InvalidEvent(f"value holds {name}, which is not JSON")
 
 
 def decode_json(raw: bytes | None) -> dict[str, Any]:
-    """The JSON object in a message value, or InvalidEvent saying what is wrong with it."""
+    """The JSON object in a message value, or InvalidEvent saying what is wrong with it: not
+    UTF-8, not JSON, nested too deeply, numbers no float holds, lone surrogates in strings."""
     if raw is None:
         raise InvalidEvent("empty message value (tombstone)")
     try:
@@ -102,12 +174,31 @@ def decode_json(raw: bytes | None) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise InvalidEvent(f"value is not UTF-8: {exc}") from exc
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, parse_float=_finite, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise InvalidEvent(f"value is not JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise InvalidEvent("value is nested too deeply") from exc
+    except ValueError as exc:  # e.g. an integer over Python's 4,300-digit limit
+        raise InvalidEvent(f"value is not JSON this service can read: {shown(str(exc))}") from exc
     if not isinstance(doc, dict):
         raise InvalidEvent(f"value must be a JSON object, got {type(doc).__name__}")
+    _check_strings(doc)
     return doc
+
+
+def _check_strings(doc: Any, path: str = "") -> None:
+    """Lone surrogates (valid JSON escapes, not Unicode) cannot be stored or sent on."""
+    if isinstance(doc, str):
+        if _SURROGATE.search(doc):
+            raise InvalidEvent(f"{path or 'value'}: holds a lone surrogate, not a Unicode character")
+    elif isinstance(doc, dict):
+        for key, item in doc.items():
+            _check_strings(key, path)
+            _check_strings(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(doc, list):
+        for item in doc:
+            _check_strings(item, path)
 
 
 def validate(name: str, doc: dict[str, Any]) -> None:
@@ -127,7 +218,7 @@ def _ident(value: Any, field_name: str) -> str:
     return text
 
 
-def parse_review(raw: bytes | None) -> Review:
+def parse_review(raw: bytes | None, window: TimeWindow | None = None) -> Review:
     doc = decode_json(raw)
     validate("review", doc)
     rating = doc.get("rating")
@@ -137,11 +228,11 @@ def parse_review(raw: bytes | None) -> Review:
         item_id=_ident(doc["item_id"], "item_id"),
         text=doc["text"],
         rating=None if rating is None else float(rating),
-        ts=parse_ts(doc["ts"]),
+        ts=parse_ts(doc["ts"], window),
     )
 
 
-def parse_behavior(raw: bytes | None) -> Behavior:
+def parse_behavior(raw: bytes | None, window: TimeWindow | None = None) -> Behavior:
     doc = decode_json(raw)
     validate("behavior", doc)
     return Behavior(
@@ -149,7 +240,7 @@ def parse_behavior(raw: bytes | None) -> Behavior:
         user_id=_ident(doc["user_id"], "user_id"),
         item_id=_ident(doc["item_id"], "item_id"),
         action=doc["action"],
-        ts=parse_ts(doc["ts"]),
+        ts=parse_ts(doc["ts"], window),
     )
 
 
@@ -164,10 +255,25 @@ def parse_item(raw: bytes | None) -> Item:
     )
 
 
-PARSERS: dict[str, Callable[[bytes | None], Review | Behavior]] = {
+PARSERS: dict[str, Callable[[bytes | None, TimeWindow | None], Review | Behavior]] = {
     "review": parse_review,
     "behavior": parse_behavior,
 }
+
+
+def _prefix(raw: bytes, limit: int) -> bytes:
+    return raw if len(raw) <= limit else raw[:limit]
+
+
+def _utf8(raw: bytes, cut: bool) -> str | None:
+    """``raw`` as text, None when it is not UTF-8; a prefix ``cut`` through its last character
+    loses that character only."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if cut and exc.start >= len(raw) - 3 and exc.reason == "unexpected end of data":
+            return raw[: exc.start].decode("utf-8")
+        return None
 
 
 def now_iso() -> str:
@@ -200,19 +306,28 @@ class DeadLetter:
     ts: str = field(default_factory=now_iso)
 
     def to_doc(self) -> dict[str, Any]:
+        """The record; a key or value over the bounds is cut, with its size and SHA-256."""
+        error = self.error if len(self.error) <= DEAD_LETTER_ERROR_CHARS else self.error[:DEAD_LETTER_ERROR_CHARS] + "..."
         doc: dict[str, Any] = {
-            "error": self.error,
+            "error": error,
             "source": self.source.to_doc(),
-            "key": None if self.key is None else self.key.decode("utf-8", "replace"),
+            "key": None if self.key is None else _prefix(self.key, DEAD_LETTER_KEY_BYTES).decode("utf-8", "replace"),
             "value": None,
             "value_base64": None,
             "ts": self.ts,
         }
         if self.value is not None:
-            try:
-                doc["value"] = self.value.decode("utf-8")
-            except UnicodeDecodeError:
-                doc["value_base64"] = base64.b64encode(self.value).decode("ascii")
+            value = _prefix(self.value, DEAD_LETTER_VALUE_BYTES)
+            text = _utf8(value, cut=value is not self.value)
+            if text is None:
+                doc["value_base64"] = base64.b64encode(value).decode("ascii")
+            else:
+                doc["value"] = text
+            if value is not self.value:
+                doc |= {"value_truncated": True, "value_bytes": len(self.value)}
+                doc["value_sha256"] = hashlib.sha256(self.value).hexdigest()
+        if self.key is not None and len(self.key) > DEAD_LETTER_KEY_BYTES:
+            doc |= {"key_truncated": True, "key_bytes": len(self.key)}
         if self.event is not None:
             doc["event"] = self.event
         return doc

@@ -35,6 +35,11 @@ class CatalogueItem:
         return cls(vector, tuple(head["c"]))
 
 
+def usable_vector(vector: np.ndarray) -> bool:
+    """Whether an encoded vector can enter a user's or an item's state: finite and not zero."""
+    return bool(np.isfinite(vector).all() and np.abs(vector).sum() > 0)
+
+
 class Catalogue(Protocol):
     """Items by id: a dict in one process, the ``item-vectors`` global table in a worker."""
 

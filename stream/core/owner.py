@@ -18,6 +18,10 @@ from threadpoolctl import ThreadpoolController
 from models.segmentation import ModelUpdate, Segmentation
 
 
+class RefusedUpdate(ValueError):
+    """An update the owner does not learn (a non-finite vector, say), and why."""
+
+
 class ModelOwner:
     """Learns updates into ``segmentation`` and says when to publish it."""
 
@@ -25,29 +29,49 @@ class ModelOwner:
         self,
         segmentation: Segmentation,
         publish_interval_s: float,
+        seed_idle_s: float = float("inf"),
         clock: Callable[[], float] = time.monotonic,
         threads: int | None = 1,
     ) -> None:
-        """``threads``: BLAS/OpenMP threads a refresh's k-means may use (None: no limit); one
-        leaves the worker's other cores to its batches."""
+        """``seed_idle_s``: with fewer users than the model seeds on, seed anyway once no
+        update came for this long (:meth:`tick`). ``threads``: BLAS/OpenMP threads a refresh's
+        k-means may use (None: no limit); one leaves the worker's other cores to its batches."""
         self.segmentation = segmentation
         self.publish_interval_s = publish_interval_s
+        self.seed_idle_s = seed_idle_s
         self.clock = clock
         self.threads = threads
         self.dirty = False  # learned something not yet published
         self.published_at = -float("inf")
+        self.received_at = clock()
         # Found once: a search per update held the GIL for ~3 ms.
         self._thread_pools = ThreadpoolController() if threads is not None else None
 
     def receive(self, update: ModelUpdate, offset: int) -> bool:
-        """Learn the update at ``offset`` of the updates topic unless already learned."""
-        if self._thread_pools is None:
-            learned = self.segmentation.learn(update, offset)
-        else:
-            with self._thread_pools.limit(limits=self.threads):
-                learned = self.segmentation.learn(update, offset)
+        """Learn the update at ``offset`` of the updates topic unless already learned;
+        RefusedUpdate for one that would make the model non-finite."""
+        self.received_at = self.clock()
+        problem = update.problem()
+        if problem:
+            raise RefusedUpdate(problem)
+        learned = self._on_threads(self.segmentation.learn, update, offset)
         self.dirty |= learned
         return learned
+
+    def tick(self) -> bool:
+        """Seed early when the input went quiet with fewer users than the model seeds on (at
+        least k); True when the model changed."""
+        if self.segmentation.model.seeded or self.clock() - self.received_at < self.seed_idle_s:
+            return False
+        seeded = self._on_threads(self.segmentation.model.seed_early)
+        self.dirty |= seeded
+        return seeded
+
+    def _on_threads(self, fn: Callable[..., bool], *args: object) -> bool:
+        if self._thread_pools is None:
+            return fn(*args)
+        with self._thread_pools.limit(limits=self.threads):
+            return fn(*args)
 
     def publish_due(self, update: ModelUpdate) -> bool:
         """Publish now? After changes, once the interval has passed; at once for a rebuild."""

@@ -10,7 +10,8 @@ the model owner. When a new model version arrives, :meth:`Pipeline.sweep` re-ass
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,12 +20,16 @@ from models.segmentation import ModelUpdate, Segmentation
 from models.text import clean_text
 from stream.config import Settings
 from stream.contract.changes import Mode, Reason, SegmentChange
-from stream.contract.records import PARSERS, Behavior, DeadLetter, InvalidEvent, Message, Review, Source
-from stream.core.catalogue import Catalogue, CatalogueItem
+from stream.contract.records import PARSERS, Behavior, DeadLetter, InvalidEvent, Message, Review, Source, TimeWindow
+from stream.core.catalogue import Catalogue, CatalogueItem, usable_vector
 from stream.core.replay_tracker import ReplayTracker
 from stream.core.user_state import PendingBehavior, UserState
 from stream.core.user_store import UserStore
+from stream.core.waiting_items import WaitingItems
 
+# A review is read up to here (the model reads at most its token limit of it anyway), so a
+# megabyte of text costs what a page does.
+MAX_REVIEW_CHARS = 100_000
 # Events applied before the model is seeded wait for their user's first segment to count in
 # the profiles; beyond this many they are not counted (only the portraits lose them).
 UNSEEDED_CONTRIBUTIONS_MAX = 50_000
@@ -75,10 +80,19 @@ class Pipeline:
     """Applies batches of input events to user states and assigns segments with this worker's
     copy of the published model (it predicts; only the owner learns)."""
 
-    def __init__(self, settings: Settings, segmentation: Segmentation, replay: ReplayTracker | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        segmentation: Segmentation,
+        replay: ReplayTracker | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """``clock``: the wall clock (epoch seconds) that event times are checked against."""
         self.settings = settings
+        self.clock = clock
         self.segmentation = segmentation
         self.replay = replay or ReplayTracker.live()
+        self.waiting = WaitingItems()  # users holding behaviours on unknown items
         self.unseeded: dict[str, list[Contribution]] = {}  # events of users without a segment yet
         self.unseeded_held = 0
         self.half_life_s = settings.half_life_s
@@ -89,9 +103,11 @@ class Pipeline:
     def prepare(self, messages: list[Message]) -> Prepared:
         """Parse and validate; every message becomes an event or a dead letter."""
         prepared = Prepared()
+        now = self.clock()
+        window = TimeWindow(self.settings.earliest_event_ts, now + self.settings.max_future_s, self.settings.max_future_s)
         for message in messages:
             try:
-                parsed = self._parse(message)
+                parsed = self._parse(message, window)
             except InvalidEvent as exc:
                 prepared.dead_letters.append(message.dead_letter(str(exc)))
                 continue
@@ -101,16 +117,16 @@ class Pipeline:
             prepared.parsed.append(parsed)
         return prepared
 
-    def _parse(self, message: Message) -> ParsedEvent:
+    def _parse(self, message: Message, window: TimeWindow) -> ParsedEvent:
         kind = self.kind_of_topic.get(message.topic)
         if kind is None:
             raise InvalidEvent(f"no parser for topic {message.topic!r}")
-        event = PARSERS[kind](message.value)
+        event = PARSERS[kind](message.value, window)
         if message.key is not None and message.key.decode("utf-8", "replace") != event.user_id:
             raise InvalidEvent(f"message key {message.key!r} is not the event's user_id {event.user_id!r}")
         parsed = ParsedEvent(message, event)
         if isinstance(event, Review):
-            parsed.text = clean_text(event.text)
+            parsed.text = clean_text(event.text[:MAX_REVIEW_CHARS])
             if not parsed.text:
                 raise InvalidEvent("review text is empty after cleaning")
         return parsed
@@ -129,8 +145,9 @@ class Pipeline:
             if state.already_applied(event.event_id, source):
                 result.duplicates += 1
                 continue
-            if state.beyond_horizon(event.ts, self.horizon_s):
-                result.dead_letters.append(parsed.message.dead_letter(self._beyond_horizon_reason()))
+            reason = self._refusal(state, parsed, vectors)
+            if reason:
+                result.dead_letters.append(parsed.message.dead_letter(reason))
                 continue
             state.mark_applied(event.event_id, event.ts, source, horizon_s=self.horizon_s)
             last_source[event.user_id] = source
@@ -139,24 +156,55 @@ class Pipeline:
                 state.reviews += 1
                 state.add_vector(vectors[parsed.vector_index], self.settings.weight_review, event.ts, self.half_life_s)
                 state.touch_item(event.item_id, self.settings.seen_items_max)
-                contributions.append(Contribution(event.user_id, event.ts, text=parsed.text))
+                contributions.append(Contribution(event.user_id, self._profile_ts(event.ts), text=parsed.text))
             else:
                 state.count_action(event.action)
                 state.pending.append(PendingBehavior(event.event_id, event.item_id, event.action, event.ts, source))
             self._apply_pending(state, catalogue, result, contributions)
-        update = self.segmentation.new_update()
-        moved = ((result.states[user_id], source) for user_id, source in last_source.items())
-        result.changes += self.assign(moved, update)
-        self._count_in_profiles(result, contributions, update)
-        result.update = update if update else None
+        self._assign_and_count(result, last_source, contributions)
         return result
 
-    def _beyond_horizon_reason(self) -> str:
-        return (
-            f"event time is more than {self.settings.dedup_horizon_days:g} days before "
-            "the user's latest event, beyond the dedup horizon: it cannot be told apart "
-            "from a copy already applied (SEGSTREAM_DEDUP_HORIZON_DAYS)"
-        )
+    def release(self, states: Iterable[UserState], catalogue: Catalogue) -> BatchResult:
+        """Apply the held behaviours of ``states`` whose item the catalogue now knows (found
+        through :attr:`waiting`); a change they cause names the held behaviour as its source."""
+        result = BatchResult()
+        contributions: list[Contribution] = []
+        moved: dict[str, Source] = {}
+        for state in states:
+            source = self._apply_pending(state, catalogue, result, contributions)
+            result.states[state.user_id] = state
+            if source is not None:
+                moved[state.user_id] = source
+        self._assign_and_count(result, moved, contributions)
+        return result
+
+    def _assign_and_count(
+        self, result: BatchResult, moved: dict[str, Source], contributions: list[Contribution]
+    ) -> None:
+        """Assign the users whose vector changed, count the applied events in their segments'
+        profiles, note who still waits for items, and attach the update for the owner."""
+        update = self.segmentation.new_update()
+        result.changes += self.assign(((result.states[user_id], source) for user_id, source in moved.items()), update)
+        self._count_in_profiles(result, contributions, update)
+        self.waiting.note_all(result.states.values())
+        result.update = update if update else None
+
+    def _refusal(self, state: UserState, parsed: ParsedEvent, vectors: np.ndarray) -> str:
+        """Why an event that was not applied yet cannot be: "" when it can."""
+        if state.beyond_horizon(parsed.event.ts, self.horizon_s):
+            return (
+                f"event time is more than {self.settings.dedup_horizon_days:g} days before "
+                "the user's latest event, beyond the dedup horizon: it cannot be told apart "
+                "from a copy already applied (SEGSTREAM_DEDUP_HORIZON_DAYS)"
+            )
+        if parsed.vector_index >= 0 and not usable_vector(vectors[parsed.vector_index]):
+            return "the encoder returned a vector that is not finite or is zero for this text"
+        return ""
+
+    def _profile_ts(self, ts: float) -> float:
+        """An event's time as the profiles count it: never past the wall clock, so their decay
+        anchor does not run ahead of it."""
+        return min(ts, self.clock())
 
     def _count_in_profiles(self, result: BatchResult, contributions: list[Contribution], update: ModelUpdate) -> None:
         """Count each applied event in its user's segment; before the model is seeded, hold
@@ -171,8 +219,10 @@ class Pipeline:
 
     def _apply_pending(
         self, state: UserState, catalogue: Catalogue, result: BatchResult, contributions: list[Contribution]
-    ) -> None:
-        """Apply held behaviours whose item is now known; dead-letter the overflow."""
+    ) -> Source | None:
+        """Apply held behaviours whose item is now known, dead-letter the overflow; the source
+        of the last one applied."""
+        applied: Source | None = None
         still_pending: list[PendingBehavior] = []
         for pending in state.pending:
             item = catalogue.get(pending.item_id)
@@ -180,15 +230,20 @@ class Pipeline:
                 still_pending.append(pending)
                 continue
             weight = self.weights[pending.action]
+            applied = pending.source
             state.add_vector(item.vector, weight, pending.ts, self.half_life_s)
             state.touch_item(pending.item_id, self.settings.seen_items_max)
             contributions.append(
-                Contribution(state.user_id, pending.ts, item=item, item_id=pending.item_id, action=pending.action, weight=weight)
+                Contribution(
+                    state.user_id, self._profile_ts(pending.ts), item=item, item_id=pending.item_id,
+                    action=pending.action, weight=weight,
+                )
             )
         overflow = max(len(still_pending) - self.settings.pending_max, 0)
         for pending in still_pending[:overflow]:
             result.dead_letters.append(self._overflow_letter(state.user_id, pending))
         state.pending = still_pending[overflow:]
+        return applied
 
     def _overflow_letter(self, user_id: str, pending: PendingBehavior) -> DeadLetter:
         return DeadLetter(

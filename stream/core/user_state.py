@@ -262,6 +262,11 @@ class UserState:
             parts.append(steps[steps >= _ESCAPE].astype("<u8").tobytes())
         return b"".join(parts)
 
+    @staticmethod
+    def held_in(raw: bytes) -> int:
+        """How many behaviours a row holds for unknown items, read from its fixed fields alone."""
+        return _FIXED.unpack_from(raw)[11] if raw[:1] == bytes([FORMAT]) and len(raw) >= _FIXED.size else 0
+
     @classmethod
     def from_bytes(cls, raw: bytes) -> UserState:
         try:

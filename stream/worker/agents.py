@@ -9,14 +9,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 import faust
 import numpy as np
 
 from models.encoder import Encoder
-from stream.contract.records import InvalidEvent, Message
-from stream.core.catalogue import CatalogueItem, catalogue_text
+from stream.contract.records import InvalidEvent, Message, shown
+from stream.core.catalogue import CatalogueItem, catalogue_text, usable_vector
 from stream.worker import replay_hooks
 from stream.worker.context import WorkerContext
 from stream.worker.output import emit, send_dead_letter
@@ -41,6 +41,9 @@ class EncoderThread:
         return await loop.run_in_executor(self.executor, lambda: self.encoder.encode(texts, batch_size=self.batch_size))
 
 
+Step = Callable[[WorkerContext, "EncoderThread", list[Message]], Awaitable[None]]
+
+
 async def apply_batch(ctx: WorkerContext, encoder: EncoderThread, messages: list[Message]) -> None:
     """Validate, encode, fold into user states, assign, then write and publish."""
     await replay_hooks.catalogue_first(ctx)
@@ -57,6 +60,7 @@ async def apply_batch(ctx: WorkerContext, encoder: EncoderThread, messages: list
 async def encode_items(ctx: WorkerContext, encoder: EncoderThread, messages: list[Message]) -> None:
     """Encode valid items into the catalogue; dead-letter the others."""
     good: list[tuple[str, str, tuple[str, ...]]] = []
+    messages_of_good: list[Message] = []
     for m in messages:
         try:
             item, text = catalogue_text(m)
@@ -64,32 +68,45 @@ async def encode_items(ctx: WorkerContext, encoder: EncoderThread, messages: lis
             await send_dead_letter(ctx, m.dead_letter(str(exc)))
             continue
         good.append((item.item_id, text, item.categories))
+        messages_of_good.append(m)
     vectors = await encoder.encode([text for _, text, _ in good])
-    for (item_id, _, categories), vector in zip(good, vectors):
+    for (item_id, _, categories), vector, message in zip(good, vectors, messages_of_good):
+        if not usable_vector(vector):
+            await send_dead_letter(ctx, message.dead_letter("the encoder returned a vector that is not finite or is zero"))
+            continue
         ctx.catalogue.put(item_id, CatalogueItem(vector, categories))
     replay_hooks.after_items(ctx, messages)
     ctx.counters.items += len(good)
     log.info("catalogue: %d items encoded (batch of %d)", ctx.counters.items, len(messages))
 
 
-async def dead_letter_batch(ctx: WorkerContext, messages: list[Message], exc: Exception) -> None:
-    """A batch that failed for a reason of ours (a bug, a broken encoder) is not lost."""
-    log.exception("a batch of %d events failed", len(messages))
+async def one_by_one(ctx: WorkerContext, encoder: EncoderThread, messages: list[Message], step: Step) -> None:
+    """A batch that failed for a reason of ours (a bug, a broken encoder, a record no check
+    foresaw) is retried a record at a time, so that only the records that fail again become
+    dead letters, with their own error (an applied one is recognised as applied)."""
     for m in messages:
-        await send_dead_letter(ctx, m.dead_letter(f"batch failed: {exc!r}"))
+        try:
+            await step(ctx, encoder, [m])
+        except Exception as exc:
+            log.error("%s failed alone too: %s", m.source.to_doc(), shown(exc), exc_info=exc)
+            await send_dead_letter(ctx, m.dead_letter(f"failed: {shown(exc)}"))
 
 
 def register(ctx: WorkerContext) -> None:
     encoder = EncoderThread(ctx.encoder, ctx.settings.encode_batch_size)
     batch, within = ctx.settings.batch_size, ctx.settings.batch_wait_s
 
-    async def consume(stream: faust.StreamT, size: int, step: Any) -> None:
+    async def consume(stream: faust.StreamT, size: int, step: Step) -> None:
+        # Faust acks a batch's events when the body of this loop ends, however it ends: each
+        # event is applied or dead-lettered before it does (send_dead_letter stops the
+        # worker rather than go on without the dead letter).
         async for events in stream.take_events(size, within=within):
             messages = [Message.of(e.message) for e in events]
             try:
                 await step(ctx, encoder, messages)
             except Exception as exc:
-                await dead_letter_batch(ctx, messages, exc)
+                log.error("a batch of %d records failed (%s); retrying them one by one", len(messages), shown(exc))
+                await one_by_one(ctx, encoder, messages, step)
 
     @ctx.app.agent(ctx.topics.inputs, name="apply-events")
     async def apply_events(stream: faust.StreamT) -> None:

@@ -21,10 +21,13 @@ from stream.config import Settings
 from stream.core.pipeline import Pipeline
 from stream.core.replay_tracker import ReplayTracker
 from stream.factories import encoder_for
-from stream.kafka import ensure_topics
-from stream.worker import agents, model_sync, replay_hooks, web
+from stream.kafka import ensure_topics, wait_for_broker
+from stream.logs import throttle_client_logs
+from stream.worker import agents, broker_watch, held, model_sync, replay_hooks, web
+from stream.worker.broker_watch import BrokerWatch
 from stream.worker.consumer_patch import adapt_faust_consumer
 from stream.worker.context import WorkerContext
+from stream.worker.recovery import forget_other_cluster, use_self_healing_recovery
 from stream.worker.store import FaustCatalogue, FaustUserStore, Tables, use_key_partitioned_rocksdb
 from stream.worker.topics import Topics
 
@@ -32,10 +35,12 @@ from stream.worker.topics import Topics
 def install_faust_adjustments(settings: Settings, replay: ReplayTracker) -> None:
     """Every change segstream makes to Faust itself, in one step, before an app is created:
     the consumer adjustments (stream/worker/consumer_patch.py: fetch wait, confirmed end
-    offsets, rewind after recovery, a replay's start offsets) and the key-partitioned RocksDB
-    store (stream/worker/store.py)."""
+    offsets, rewind after recovery, a replay's start offsets), the key-partitioned RocksDB
+    store (stream/worker/store.py) and table recovery that discards partitions ahead of their
+    changelog (stream/worker/recovery.py)."""
     adapt_faust_consumer(settings.bootstrap, settings.fetch_max_wait_ms, replay.start)
     use_key_partitioned_rocksdb()
+    use_self_healing_recovery()
 
 
 def new_faust_app(settings: Settings) -> faust.App:
@@ -43,7 +48,7 @@ def new_faust_app(settings: Settings) -> faust.App:
         settings.app_id,
         broker=f"kafka://{settings.bootstrap}",
         store=settings.store,
-        datadir=settings.data_dir,
+        datadir=str(settings.app_data_dir),
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication,
         consumer_auto_offset_reset="earliest",
@@ -60,13 +65,12 @@ def new_faust_app(settings: Settings) -> faust.App:
     )
 
 
-def create_app(
-    settings: Settings, encoder: Encoder, segmentation: Segmentation, replay: ReplayTracker | None = None
-) -> faust.App:
+def build_worker(
+    settings: Settings, encoder: Encoder, segmentation: Segmentation, replay: ReplayTracker, watch: BrokerWatch
+) -> WorkerContext:
     """A Faust app for ``settings`` that encodes with ``encoder``, assigns with its copy
-    ``segmentation`` of the published model, and, while replaying, follows ``replay``.
-    Call :func:`install_faust_adjustments` first."""
-    replay = replay or ReplayTracker.live()
+    ``segmentation`` of the published model, follows ``replay`` and watches the broker with
+    ``watch``. Call :func:`install_faust_adjustments` first."""
     app = new_faust_app(settings)
     topics = Topics.declare(app, settings)
     tables = Tables.declare(app, settings)
@@ -85,25 +89,37 @@ def create_app(
         local=segmentation,
         pipeline=Pipeline(settings, segmentation, replay),
         replay=replay,
+        broker_healthy=lambda: watch.healthy,
     )
     agents.register(ctx)
     owner = model_sync.register(ctx)
     replay_hooks.register(ctx)
+    held.register(ctx)
+    broker_watch.register(ctx, watch)
     web.register(ctx, owner)
-    return app
+    return ctx
 
 
 def run_worker(settings: Settings, loglevel: str, replay: ReplayTracker | None = None) -> int:
-    """Create the topics, load the encoder and the published model, and run the worker."""
+    """Wait for the broker, create the topics, start the tables afresh if they came from another
+    cluster, load the encoder and the published model, and run the worker. A worker that stops
+    itself (broker_watch.py) exits non-zero with its reason as the last line."""
     replay = replay or ReplayTracker.live()
+    cluster_id = wait_for_broker(settings.bootstrap, settings.broker_wait_s)
     ensure_topics(settings)
+    forget_other_cluster(settings.app_data_dir, cluster_id)
     install_faust_adjustments(settings, replay)
+    throttle_client_logs()
     encoder = encoder_for(settings)
     segmentation = model_sync.read_published(settings, encoder.dim)
-    app = create_app(settings, encoder, segmentation, replay)
+    ctx = build_worker(settings, encoder, segmentation, replay, BrokerWatch(settings.bootstrap, cluster_id))
     sys.argv = [
         "segstream", "worker", "--loglevel", loglevel,
         "--web-host", settings.web_host, "--web-port", str(settings.web_port),
     ]
-    app.main()
+    try:
+        ctx.app.main()
+    finally:
+        if ctx.exit_reason:
+            raise SystemExit(f"segstream worker: {ctx.exit_reason}")
     return 0

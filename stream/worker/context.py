@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +30,7 @@ class Counters:
     items: int = 0
     batches: int = 0
     swept: int = 0
-    updates_learned: int = 0
+    updates_received: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "started"} | {
@@ -41,7 +42,8 @@ class Counters:
 class WorkerContext:
     """What the Faust shell's modules work with: the app and its topics and tables, the stores
     over those tables, the encoder, this worker's copy of the model (``local``: it predicts;
-    only the owner learns) and the pipeline that uses it, the replay (if any) and counters."""
+    only the owner learns) and the pipeline that uses it, the replay (if any), counters, and
+    whether the broker answers."""
 
     settings: Settings
     app: faust.App
@@ -54,11 +56,13 @@ class WorkerContext:
     pipeline: Pipeline
     replay: ReplayTracker
     counters: Counters = field(default_factory=Counters)
+    broker_healthy: Callable[[], bool] = lambda: True
+    exit_reason: str = ""  # set when the worker stops itself: its last line, with a non-zero status
 
     @property
     def ready(self) -> bool:
-        """Partitions assigned and the tables recovered from their changelogs."""
-        return (not self.app.rebalancing) and self.app.tables.recovery.completed.is_set()
+        """The broker answers, partitions are assigned and the tables recovered from their changelogs."""
+        return self.broker_healthy() and not self.app.rebalancing and self.app.tables.recovery.completed.is_set()
 
     def input_partitions(self) -> list[tuple[str, int]]:
         """The input partitions Kafka gave this worker."""

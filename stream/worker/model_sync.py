@@ -20,12 +20,14 @@ from aiokafka.structs import TopicPartition
 
 from models.segmentation import ModelUpdate, Segmentation
 from stream.config import Settings
-from stream.core.owner import ModelOwner
+from stream.contract.records import DeadLetter, Source, shown
+from stream.core.owner import ModelOwner, RefusedUpdate
 from stream.core.sweep import Sweeper
 from stream.factories import new_segmentation, segmentation_params
 from stream.kafka import read_last_value
+from stream.worker.consumer_patch import RETRY_BACKOFF_MS
 from stream.worker.context import WorkerContext
-from stream.worker.output import emit
+from stream.worker.output import emit, send_dead_letter
 
 log = logging.getLogger("segstream")
 T = TypeVar("T")
@@ -64,16 +66,36 @@ class OwnerShell:
         if not owns:
             self.owner = None
 
-    async def receive(self, update: ModelUpdate, offset: int) -> None:
-        """Learn the update (loading the last published model first, on becoming the owner)."""
+    async def _owner(self) -> ModelOwner:
+        """The owner, loading the last published model on becoming it."""
         if self.owner is None:
             settings = self.ctx.settings
             published = await self._in_thread(read_published, settings, self.ctx.local.model.dim)
-            self.owner = ModelOwner(published, settings.model_publish_interval_s)
+            self.owner = ModelOwner(published, settings.model_publish_interval_s, settings.seed_idle_s)
             log.info("model owner: version %d, updates applied up to offset %d",
                      published.version, published.model.updates_offset)
-        if await self._in_thread(self.owner.receive, update, offset) and self.owner.publish_due(update):
+        return self.owner
+
+    async def receive(self, raw: bytes, offset: int) -> None:
+        """Learn the update at ``offset``; one the owner cannot read or must not learn becomes a
+        dead letter instead."""
+        owner = await self._owner()
+        source = Source(self.ctx.settings.topic_model_updates, 0, offset)
+        try:
+            update = ModelUpdate.from_bytes(raw)
+            learned = await self._in_thread(owner.receive, update, offset)
+        except (RefusedUpdate, ValueError, KeyError, TypeError) as exc:
+            await send_dead_letter(self.ctx, DeadLetter(f"model update refused: {shown(exc)}", source, b"update", raw))
+            return
+        if learned and owner.publish_due(update):
             await self.publish()
+
+    async def tick(self) -> None:
+        """While this worker owns the model: seed early if the input went quiet, and publish."""
+        if self.active and (self.owner is not None or self.ctx.ready):
+            owner = await self._owner()
+            await self._in_thread(owner.tick)
+        await self.publish()
 
     async def publish(self) -> None:
         """Send a snapshot if the model changed since the last one."""
@@ -88,7 +110,10 @@ async def follow(ctx: WorkerContext, new_version: asyncio.Event) -> None:
     """Adopt every newer version published on the model topic; a new one calls for a sweep."""
     settings = ctx.settings
     reader = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=settings.fetch_max_wait_ms
+        bootstrap_servers=settings.bootstrap,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        retry_backoff_ms=RETRY_BACKOFF_MS,
     )
     await reader.start()
     try:
@@ -141,8 +166,8 @@ def register(ctx: WorkerContext) -> OwnerShell:
     async def own_model(stream: faust.StreamT) -> None:
         """Runs wherever Kafka assigns the one partition of the updates topic: the owner."""
         async for event in stream.events():
-            await shell.receive(ModelUpdate.from_bytes(event.message.value), event.message.offset)
-            ctx.counters.updates_learned += 1
+            await shell.receive(event.message.value, event.message.offset)
+            ctx.counters.updates_received += 1
 
     @app.on_partitions_revoked.connect
     async def publish_before_handing_over(sender: faust.App, revoked: set[Any], **kwargs: Any) -> None:
@@ -154,7 +179,7 @@ def register(ctx: WorkerContext) -> OwnerShell:
 
     @app.timer(interval=settings.model_publish_interval_s)
     async def publish_model() -> None:
-        await shell.publish()
+        await shell.tick()
 
     @app.task
     async def follow_model() -> None:

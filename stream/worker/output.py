@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 
 from models.segmentation import ModelUpdate
-from stream.contract.records import DeadLetter
+from stream.contract.records import DeadLetter, shown
 from stream.core.pipeline import BatchResult
 from stream.worker.context import WorkerContext
 
@@ -30,9 +32,20 @@ async def emit(ctx: WorkerContext, result: BatchResult) -> None:
 
 
 async def send_dead_letter(ctx: WorkerContext, letter: DeadLetter) -> None:
+    """Publish a dead letter; when even one without the original bytes cannot be sent, stop
+    the process at once: going on would commit past an event that is nowhere."""
     ctx.counters.dead_letters += 1
-    log.warning("dead letter from %s: %s", letter.source.to_doc(), letter.error)
-    await ctx.topics.dead_letters.send(key=letter.key, value=letter.to_bytes())
+    log.warning("dead letter from %s: %s", letter.source.to_doc(), shown(letter.error))
+    try:
+        await ctx.topics.dead_letters.send(key=letter.key, value=letter.to_bytes())
+    except Exception as first:
+        bare = dataclasses.replace(letter, key=None, value=None, error=f"{letter.error} (the original bytes could not be sent: {shown(first)})")
+        try:
+            await ctx.topics.dead_letters.send(key=None, value=bare.to_bytes())
+        except Exception as exc:
+            log.critical("a dead letter from %s could not be sent (%s); exiting without committing it",
+                         letter.source.to_doc(), shown(exc))
+            os._exit(70)
 
 
 async def send_update(ctx: WorkerContext, update: ModelUpdate) -> None:

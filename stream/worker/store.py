@@ -21,7 +21,7 @@ from stream.config import Settings
 from stream.core.catalogue import CatalogueItem
 from stream.core.user_state import UserState
 from stream.core.user_store import UserStore
-from stream.kafka import key_partition
+from stream.kafka import CATALOGUE_TABLE, USERS_TABLE, key_partition
 
 
 class KeyPartitionedRocksDB(RocksDBStore):
@@ -29,6 +29,18 @@ class KeyPartitionedRocksDB(RocksDBStore):
         partition = key_partition(key, self.table.partitions)
         self._key_index[key] = partition
         self._db_for_partition(partition).put(key, value)
+
+    def discard_partition(self, partition: int) -> None:
+        """Delete every row of one partition, its persisted changelog offset included (the
+        database stays open: Faust never closes one while it runs)."""
+        db = self._db_for_partition(partition)
+        last = db.iter()
+        last.seek_to_last()
+        if last.valid():
+            key = last.key()
+            db.delete_range(b"", key)
+            db.delete(key)
+        self._key_index.clear()
 
 
 def use_key_partitioned_rocksdb() -> None:
@@ -46,7 +58,7 @@ class Tables:
         # key_type/value_type bytes make Faust pick the raw codec for the changelogs;
         # use_partitioner: see the module docstring (it also lets sweeps write rows outside events).
         binary = {"key_type": bytes, "value_type": bytes, "partitions": settings.partitions, "use_partitioner": True}
-        return cls(app.Table("users", **binary), app.GlobalTable("item-vectors", **binary))
+        return cls(app.Table(USERS_TABLE, **binary), app.GlobalTable(CATALOGUE_TABLE, **binary))
 
 
 class FaustUserStore(UserStore):
@@ -70,6 +82,14 @@ class FaustUserStore(UserStore):
         active = self.active_partitions()
         return [k.decode() for k in self.table.keys() if key_partition(k, self.partitions) in active]
 
+    def user_ids_holding(self) -> list[str]:
+        """This worker's users whose rows hold behaviours for unknown items."""
+        active = self.active_partitions()
+        return [
+            k.decode() for k, raw in self.table.items()
+            if key_partition(k, self.partitions) in active and UserState.held_in(raw)
+        ]
+
 
 class FaustCatalogue:
     """The ``item-vectors`` global table as a :class:`~stream.core.catalogue.Catalogue`."""
@@ -80,6 +100,9 @@ class FaustCatalogue:
     def get(self, item_id: str) -> CatalogueItem | None:
         raw = self.table.get(item_id.encode())
         return None if raw is None else CatalogueItem.from_bytes(raw)
+
+    def knows(self, item_id: str) -> bool:
+        return item_id.encode() in self.table
 
     def put(self, item_id: str, item: CatalogueItem) -> None:
         self.table[item_id.encode()] = item.to_bytes()

@@ -18,6 +18,8 @@ def health(ctx: WorkerContext, owner: OwnerShell) -> dict[str, Any]:
         "input_partitions": [f"{topic}:{partition}" for topic, partition in ctx.input_partitions()],
         "catalogue_items": len(ctx.catalogue),
         "model": {"version": model.version, "seeded": model.seeded, "k": model.k, "owner": owner.active},
+        "broker": {"answers": ctx.broker_healthy()},
+        "held_behaviours": ctx.pipeline.waiting.totals(),
         "replay": ctx.replay.progress() if ctx.replay.replaying else None,
         "encoder": {"providers": encoder.providers, "precision": encoder.precision, "dim": encoder.dim},
         "counters": ctx.counters.as_dict(),

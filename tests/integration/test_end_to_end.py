@@ -88,7 +88,7 @@ def test_events_in_segment_changes_out(settings_for, start_worker):
     # A reader who switches to another section's articles moves to that section's segment.
     switched = "business-reader-0"
     sport_texts = [a.text[:600] for a in articles(per_label=30) if a.label == "sports"][20:30]
-    produce(settings, settings.topic_reviews, [(switched, review(switched, 100 + n, t, ts=1_800_000_000_000)) for n, t in enumerate(sport_texts)])
+    produce(settings, settings.topic_reviews, [(switched, review(switched, 100 + n, t, ts=1_750_000_000_000)) for n, t in enumerate(sport_texts)])
     worker.wait_until(lambda h: h["counters"]["applied"] >= len(events) + len(sport_texts), 60, "the switch")
     status, user = worker.get(f"/users/{switched}")
     assert user["segment"] == latest["sports-reader-0"]["segment"]
@@ -139,9 +139,9 @@ BAD_INPUT = [
     (b"\xff\xfe\x00binary", "not UTF-8"),
     (b'["a", "list"]', "JSON object"),
     (b'{"event_id": "x1", "user_id": "u1", "item_id": "i", "text": "hi"}', "must contain ['ts']"),
-    (b'{"event_id": "x2", "user_id": "u1", "item_id": "i", "text": "<p> &nbsp; </p>", "ts": 1}', "empty after cleaning"),
+    (b'{"event_id": "x2", "user_id": "u1", "item_id": "i", "text": "<p> &nbsp; </p>", "ts": 1700000000000}', "empty after cleaning"),
     (b'{"event_id": "x3", "user_id": "u1", "item_id": "i", "text": "ok", "ts": "last tuesday"}', "ISO-8601"),
-    (b'{"event_id": "x4", "user_id": "someone-else", "item_id": "i", "text": "ok", "ts": 1}', "is not the event's user_id"),
+    (b'{"event_id": "x4", "user_id": "someone-else", "item_id": "i", "text": "ok", "ts": 1700000000000}', "is not the event's user_id"),
 ]
 
 
@@ -149,7 +149,7 @@ def test_bad_input_goes_to_dead_letters_and_worker_keeps_going(settings_for, sta
     settings = settings_for(k=2, seed_users=2)
     worker = start_worker(settings)
     produce(settings, settings.topic_reviews, [("u1", raw) for raw, _ in BAD_INPUT])
-    produce(settings, settings.topic_behaviors, [("u1", {"event_id": "b1", "user_id": "u1", "item_id": "i", "action": "like", "ts": 1})])
+    produce(settings, settings.topic_behaviors, [("u1", {"event_id": "b1", "user_id": "u1", "item_id": "i", "action": "like", "ts": 1700000000000})])
     dead = [record for _, record in read(settings, settings.topic_dead_letters, count=len(BAD_INPUT) + 1)]
     assert len(dead) == len(BAD_INPUT) + 1
     by_offset = {(d["source"]["topic"], d["source"]["offset"]): d for d in dead}

@@ -12,7 +12,7 @@ from stream.datasets import movielens
 
 
 def behavior(user: str, n: int, item: str, day: int) -> dict:
-    return {"event_id": f"{user}-{n}", "user_id": user, "item_id": item, "action": "purchase", "ts": (1000 + day) * 86_400_000}
+    return {"event_id": f"{user}-{n}", "user_id": user, "item_id": item, "action": "purchase", "ts": 1_600_000_000_000 + day * 86_400_000}
 
 
 def load_two_tastes(settings) -> tuple[list[str], int]:

@@ -270,3 +270,22 @@ def test_a_backlog_of_unassigned_users_keeps_refreshes_on_schedule_and_warm():
     assert len(refreshes) == 11 * 30 // 60  # every refresh_every updates, not ten times sooner
     assert [e["cold"] for e in refreshes] == [n % 3 == 0 for n in range(1, len(refreshes) + 1)]
     assert all(e["reseeded_empty"] == [] for e in refreshes)
+
+
+def test_an_early_seed_on_few_users_is_refreshed_cold_as_they_double():
+    rng = np.random.default_rng(9)
+    model = model_of(3, 16, seed_users=200)
+    stats = model.new_stats()
+    for i, v in enumerate(blobs(rng, 4, np.eye(3, 16) * 5)):
+        stats.observe(f"u{i}", v, None)
+    model.learn(stats)
+    assert not model.seeded and model.seed_early() and model.seeded_users == 12 and not model.seed_early()
+    for step, per in enumerate((2, 4, 12)):  # 18, 30, 66 users: a refresh at 30 (>= 2 x 12), at 66 (>= 2 x 30)
+        stats = model.new_stats()
+        for i, v in enumerate(blobs(rng, per, np.eye(3, 16) * 5)):
+            stats.observe(f"s{step}-{i}", v, int(np.argmax(v[:3])))
+        model.learn(stats)
+    refreshes = [e for e in model.history if e["event"] == "refresh"]
+    assert [e["reservoir"] for e in refreshes] == [30, 66] and all(e["cold"] for e in refreshes)
+    assert model.seeded_users == 66
+    assert StreamingKMeans.from_doc(model.to_doc(), model.params, 16).seeded_users == 66

@@ -2,10 +2,11 @@
 (at once for a rebuild), and its snapshot is what the workers adopt."""
 
 import numpy as np
+import pytest
 
 from models.segmentation import Segmentation
 from stream.config import load_settings
-from stream.core.owner import ModelOwner
+from stream.core.owner import ModelOwner, RefusedUpdate
 from stream.factories import new_segmentation, segmentation_params
 
 SETTINGS = load_settings(env={}, k=2, seed_users=3)
@@ -64,3 +65,31 @@ def test_the_snapshot_is_the_segmentation_a_worker_reads_back():
     worker = new_segmentation(SETTINGS, 2)
     assert worker.adopt(published) and worker.version == 1 and worker.model.updates_offset == 0
     assert not worker.adopt(published)  # nothing newer
+
+
+def test_with_few_users_the_owner_seeds_once_the_input_went_quiet():
+    clock = Clock()
+    owner = ModelOwner(new_segmentation(load_settings(env={}, k=2), 2), 1.0, seed_idle_s=10.0, clock=clock)
+    owner.receive(update_with(owner.segmentation, {"a": [1, 0]}), 0)
+    clock.now += 60
+    assert not owner.tick()  # fewer users than k
+    owner.receive(update_with(owner.segmentation, {"b": [0, 1], "c": [0.1, 1]}), 1)
+    clock.now += 9
+    assert not owner.tick() and not owner.segmentation.model.seeded
+    clock.now += 2
+    assert owner.tick() and owner.segmentation.model.seeded and owner.dirty
+    assert owner.segmentation.model.history[-1] == owner.segmentation.model.history[-1] | {"event": "seed", "users": 3}
+    assert not owner.tick()  # once
+
+
+def test_an_update_that_would_make_the_model_non_finite_is_refused():
+    owner = ModelOwner(new_segmentation(SETTINGS, 2), publish_interval_s=1.0, clock=Clock())
+    for bad in ([np.nan, 0.0], [np.inf, 1.0], [0.0, 0.0]):
+        with pytest.raises(RefusedUpdate, match="not finite or is zero"):
+            owner.receive(update_with(owner.segmentation, {"a": bad}), 0)
+    profiles = owner.segmentation.new_update()
+    profiles.profiles.add_action(0, "i", (), "view", 1.0, 0.0)
+    profiles.profiles._segments[0].items["i"] = float("nan")
+    with pytest.raises(RefusedUpdate, match="profile counts"):
+        owner.receive(profiles, 0)
+    assert owner.segmentation.model.updates_offset == -1 and not owner.dirty

@@ -13,6 +13,7 @@ from stream.core.local_run import LocalRun
 from stream.core.user_state import UserState
 
 DAY_MS = 86_400_000
+T0_MS = 1_600_000_000_000  # 2020-09-13: a plausible event time, well inside the accepted window
 
 
 def msg(topic: str, offset: int, doc: dict | bytes, partition: int = 0) -> Message:
@@ -21,7 +22,7 @@ def msg(topic: str, offset: int, doc: dict | bytes, partition: int = 0) -> Messa
     return Message(topic, partition, offset, key, value)
 
 
-def behavior(user: str, n: int, item: str, ts_ms: int = 1_000 * DAY_MS) -> dict:
+def behavior(user: str, n: int, item: str, ts_ms: int = T0_MS + 1_000 * DAY_MS) -> dict:
     return {"event_id": f"{user}-{n}", "user_id": user, "item_id": item, "action": "purchase", "ts": ts_ms}
 
 
@@ -68,7 +69,7 @@ def test_seeding_assigns_buffered_users_then_events_move_users():
     assert h.state("u1").segment == seg["u1"] and h.state("u1").model_version == 1
 
     # u1 now buys b-items for a long time: the decayed embedding turns, u1 changes segment.
-    later = [msg(topic, 4 + n, behavior("u1", 1 + n, "b1", ts_ms=(1_100 + n) * DAY_MS)) for n in range(3)]
+    later = [msg(topic, 4 + n, behavior("u1", 1 + n, "b1", ts_ms=T0_MS + (1_100 + n) * DAY_MS)) for n in range(3)]
     moved = h.run(later)
     assert [(c.user_id, c.previous_segment, c.segment, c.reason) for c in moved.changes] == [
         ("u1", seg["u1"], seg["u3"], "event")
@@ -105,9 +106,9 @@ def test_bad_messages_become_dead_letters_and_events_beyond_the_horizon_too():
     result = h.run(
         [
             msg(topic, 0, b"\x00\x01"),
-            msg(topic, 1, behavior("u1", 0, "a1", ts_ms=100 * DAY_MS)),
-            msg(topic, 2, behavior("u1", 1, "a2", ts_ms=80 * DAY_MS)),
-            msg(topic, 3, behavior("u1", 2, "a2", ts_ms=95 * DAY_MS)),
+            msg(topic, 1, behavior("u1", 0, "a1", ts_ms=T0_MS + 100 * DAY_MS)),
+            msg(topic, 2, behavior("u1", 1, "a2", ts_ms=T0_MS + 80 * DAY_MS)),
+            msg(topic, 3, behavior("u1", 2, "a2", ts_ms=T0_MS + 95 * DAY_MS)),
         ]
     )
     errors = [d.error for d in result.dead_letters]
@@ -123,12 +124,12 @@ def test_a_user_whose_taste_changes_moves_within_five_events_at_the_default_half
     crowd = [(f"{taste}{n}", f"{taste}{1 + n % 2}") for n in range(20) for taste in "ab"]
     others = [msg(topic, n, behavior(u, 0, item)) for n, (u, item) in enumerate([("a", "a1"), ("b", "b1")] + crowd)]
     day = DAY_MS
-    history = [msg(topic, 100 + n, behavior("drifter", n, "a1" if n % 2 else "a2", ts_ms=(1000 + n) * day)) for n in range(10)]
+    history = [msg(topic, 100 + n, behavior("drifter", n, "a1" if n % 2 else "a2", ts_ms=T0_MS + (1000 + n) * day)) for n in range(10)]
     h.run(others + history)
     start = h.state("drifter").segment
     assert start == h.state("a").segment
     for n in range(1, 6):
-        h.run([msg(topic, 200 + n, behavior("drifter", 100 + n, "b1", ts_ms=(1040 + n) * day))])
+        h.run([msg(topic, 200 + n, behavior("drifter", 100 + n, "b1", ts_ms=T0_MS + (1040 + n) * day))])
         if h.state("drifter").segment != start:
             break
     assert h.state("drifter").segment == h.state("b").segment, "still in the old segment after 5 events"
@@ -141,10 +142,65 @@ def test_applied_events_count_in_the_profile_of_their_users_segment():
     users = [("u1", "a1"), ("u2", "a2"), ("u3", "b1"), ("u4", "b2")]
     h.run([msg(topic, n, behavior(u, 0, item)) for n, (u, item) in enumerate(users)])
     # Events applied before the model is seeded count once a sweep gives their user a segment.
-    viewed = {**behavior("u1", 6, "a1", ts_ms=1_001 * DAY_MS), "action": "view"}
-    h.run([msg(topic, 10, behavior("u1", 5, "a2", ts_ms=1_001 * DAY_MS)), msg(topic, 11, viewed)])
+    viewed = {**behavior("u1", 6, "a1", ts_ms=T0_MS + 1_001 * DAY_MS), "action": "view"}
+    h.run([msg(topic, 10, behavior("u1", 5, "a2", ts_ms=T0_MS + 1_001 * DAY_MS)), msg(topic, 11, viewed)])
     action_segment = h.state("u1").segment
     profile = h.profiles.profile(action_segment)
     assert profile["top_categories"][0]["category"] == "Action"
     assert h.profiles.popular_items(action_segment, 2) == ["a2", "a1"]
     assert h.state("u1").knows_item("a2") and not h.state("u1").knows_item("b1")
+
+
+def test_bad_clocks_are_dead_letters_and_the_users_real_events_still_apply():
+    h = Harness(seed_users=1, k=1)
+    topic = h.settings.topic_behaviors
+    now_ms = int(h.local.pipeline.clock() * 1000)
+    bad = [now_ms * 1000, now_ms // 1000, 10**15, "9999-01-01T00:00:00Z", "1969-07-20T00:00:00Z", -1, "NaN"]
+    messages = [msg(topic, n, {**behavior("u1", n, "a1"), "ts": ts}) for n, ts in enumerate(bad)]
+    good = [msg(topic, 10 + n, behavior("u1", 10 + n, "a2", ts_ms=now_ms - (5 - n) * DAY_MS)) for n in range(3)]
+    result = h.run(messages + good)
+    reasons = [d.error for d in result.dead_letters]
+    assert result.applied == 3 and len(reasons) == len(bad)
+    assert "epoch microseconds" in reasons[0] and "epoch seconds" in reasons[1] and "microseconds" in reasons[2]
+    assert "ahead of the wall clock" in reasons[3] and "before the earliest" in reasons[4]
+    assert h.state("u1").actions == {"purchase": 3} and h.state("u1").ref_ts <= h.local.pipeline.clock()
+
+
+def test_profiles_never_count_an_event_past_the_wall_clock():
+    h = Harness(seed_users=1, k=1, max_future_s=10 * 86_400)
+    topic = h.settings.topic_behaviors
+    now = h.local.pipeline.clock()
+    h.run([msg(topic, 0, behavior("u1", 0, "a1", ts_ms=int((now + 5 * 86_400) * 1000)))])  # allowed: 5 days ahead
+    h.run([msg(topic, 1, behavior("u1", 1, "a2", ts_ms=int(now * 1000)))])
+    assert h.profiles._ref_ts <= h.local.pipeline.clock()
+    assert h.profiles.profile(0)["top_categories"][0]["category"] == "Action"
+
+
+def test_an_encoder_that_returns_no_finite_vector_dead_letters_the_review_only():
+    settings = load_settings(env={}, k=1, seed_users=1)
+    run = LocalRun(settings, 3, {}, encode=lambda texts: np.array([[np.nan, 0, 0], [0.0, 0.0, 0.0], [1.0, 0, 0]][: len(texts)], dtype=np.float32))
+    topic = settings.topic_reviews
+    reviews = [{"event_id": f"r{n}", "user_id": f"u{n}", "item_id": "i", "text": f"text {n}", "ts": T0_MS} for n in range(3)]
+    result = run.batch([msg(topic, n, r) for n, r in enumerate(reviews)])
+    assert result.applied == 1 and [d.source.offset for d in result.dead_letters] == [0, 1]
+    assert all("not finite or is zero" in d.error for d in result.dead_letters)
+    assert run.users.get("u2").vector is not None and run.users.get("u0").vector is None
+
+
+def test_held_behaviours_apply_when_their_item_arrives_without_another_event():
+    h = Harness(seed_users=2, k=2)
+    topic = h.settings.topic_behaviors
+    h.run([msg(topic, 0, behavior("u1", 0, "a1")), msg(topic, 1, behavior("u2", 0, "b1"))])
+    h.run([msg(topic, 2, behavior("u3", 0, "late-1")), msg(topic, 3, behavior("u3", 1, "late-2"))])
+    waiting = h.local.pipeline.waiting
+    assert waiting.totals() == {"users": 1, "behaviours": 2, "items": 2, "unindexed_users": 0}
+    assert waiting.arrived(lambda i: i in h.items, 10) == []
+    h.items["late-1"] = h.items["b2"]
+    ready = waiting.arrived(lambda i: i in h.items, 10)
+    assert ready == ["u3"]
+    result = h.local.pipeline.release([h.state(u) for u in ready], h.items)
+    h.local.users.put_many(result.states.values())
+    assert [p.item_id for p in h.state("u3").pending] == ["late-2"] and h.state("u3").vector is not None
+    (change,) = result.changes
+    assert change.user_id == "u3" and change.reason == "event" and change.source == Source(topic, 0, 2)
+    assert waiting.totals()["behaviours"] == 1 and result.update is not None

@@ -42,7 +42,7 @@ def test_behaviour_file_through_the_pipeline_with_recommendations(tmp_path: Path
         labels[f"u{u}"] = genre
         for n in range(5):
             item = f"{genre}{(u + n) % 10}"
-            lines.append({"event_id": f"e{u}-{n}", "user_id": f"u{u}", "item_id": item, "action": "click", "ts": 1000 * (n + 1)})
+            lines.append({"event_id": f"e{u}-{n}", "user_id": f"u{u}", "item_id": item, "action": "click", "ts": 1_600_000_000_000 + 1000 * (n + 1)})
         held[f"u{u}"] = [f"{genre}{(u + 5) % 10}"]
     path = tmp_path / "events.jsonl"
     path.write_text("".join(json.dumps(d) + "\n" for d in lines))

@@ -1,0 +1,89 @@
+"""Whether this worker can reach its Kafka cluster, and what to do when it cannot.
+
+Every few seconds a metadata request (off the event loop) tells whether the broker answers
+and which cluster it is. Readiness (/healthz) requires a recent answer. An outage is logged
+once when it starts and once when it ends; the worker reconnects by itself. It exits non-zero
+with one clear line when the cluster it talks to is another one than at start (a restarted
+embedded broker forgot every topic and offset: a restart begins afresh), or when the broker has
+been away longer than ``SEGSTREAM_BROKER_DOWN_EXIT_S``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from confluent_kafka import KafkaException
+
+from stream.kafka import admin
+from stream.worker.context import WorkerContext
+
+log = logging.getLogger("segstream")
+
+PROBE_EVERY_S = 2.0
+PROBE_TIMEOUT_S = 3.0
+HEALTHY_WITHIN_S = 3 * PROBE_EVERY_S + PROBE_TIMEOUT_S
+HARD_EXIT_AFTER_S = 20.0  # a graceful stop can wait on a broker that is gone
+
+
+class BrokerWatch:
+    """The last answer of the cluster this worker started with."""
+
+    def __init__(self, bootstrap: str, cluster_id: str | None) -> None:
+        self.cluster_id = cluster_id
+        self.client = admin(bootstrap, log_level=0)  # the outage is logged here, once
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="broker-watch")
+        self.answered_at = time.monotonic()
+        self.down_since: float | None = None
+        self.other_cluster: str | None = None
+
+    @property
+    def healthy(self) -> bool:
+        return time.monotonic() - self.answered_at < HEALTHY_WITHIN_S
+
+    def probe(self) -> None:
+        """One metadata request: the broker's answer, or its absence."""
+        try:
+            found = self.client.list_topics(timeout=PROBE_TIMEOUT_S).cluster_id
+        except KafkaException:
+            self.down_since = self.down_since or time.monotonic()
+            return
+        if self.down_since is not None:
+            log.info("Kafka answers again after %.0f s", time.monotonic() - self.down_since)
+            self.down_since = None
+        self.answered_at = time.monotonic()
+        if found != self.cluster_id:
+            self.other_cluster = found
+
+
+def exit_worker(ctx: WorkerContext, reason: str) -> None:
+    """Stop the worker with ``reason`` as its last line and a non-zero status (run_worker)."""
+    if ctx.exit_reason:
+        return
+    ctx.exit_reason = reason
+    log.error("%s; stopping", reason)
+    os.kill(os.getpid(), signal.SIGTERM)
+    asyncio.get_running_loop().call_later(HARD_EXIT_AFTER_S, os._exit, 1)
+
+
+def register(ctx: WorkerContext, watch: BrokerWatch) -> None:
+    settings = ctx.settings
+
+    @ctx.app.timer(interval=PROBE_EVERY_S)
+    async def watch_broker() -> None:
+        was_down = watch.down_since is not None
+        await asyncio.get_running_loop().run_in_executor(watch.executor, watch.probe)
+        if watch.down_since is not None and not was_down:
+            log.error("Kafka at %s does not answer; not ready until it does", settings.bootstrap)
+        if watch.other_cluster is not None:
+            exit_worker(
+                ctx, f"the broker at {settings.bootstrap} is another Kafka cluster now ({watch.cluster_id!r} at start, "
+                f"{watch.other_cluster!r} now): its topics and offsets are not the ones this worker's tables follow",
+            )
+        down_for = 0.0 if watch.down_since is None else time.monotonic() - watch.down_since
+        if settings.broker_down_exit_s and down_for > settings.broker_down_exit_s:
+            exit_worker(ctx, f"Kafka at {settings.bootstrap} has not answered for {down_for:.0f} s (SEGSTREAM_BROKER_DOWN_EXIT_S)")
