@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Awaitable, Callable
 
@@ -88,7 +89,8 @@ async def one_by_one(ctx: WorkerContext, encoder: EncoderThread, messages: list[
         try:
             await step(ctx, encoder, [m])
         except Exception as exc:
-            log.error("%s failed alone too: %s", m.source.to_doc(), shown(exc), exc_info=exc)
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            log.error("%s failed alone too: %s (%s:%d in %s)", m.source.to_doc(), shown(exc), where.filename, where.lineno, where.name)
             await send_dead_letter(ctx, m.dead_letter(f"failed: {shown(exc)}"))
 
 

@@ -20,12 +20,12 @@ from concurrent.futures import ThreadPoolExecutor
 from confluent_kafka import KafkaException
 
 from stream.kafka import admin
-from stream.worker.context import WorkerContext
+from stream.worker.context import WorkerContext, survive
 
 log = logging.getLogger("segstream")
 
 PROBE_EVERY_S = 2.0
-PROBE_TIMEOUT_S = 3.0
+PROBE_TIMEOUT_S = 1.5
 HEALTHY_WITHIN_S = 3 * PROBE_EVERY_S + PROBE_TIMEOUT_S
 HARD_EXIT_AFTER_S = 20.0  # a graceful stop can wait on a broker that is gone
 
@@ -70,20 +70,24 @@ def exit_worker(ctx: WorkerContext, reason: str) -> None:
     asyncio.get_running_loop().call_later(HARD_EXIT_AFTER_S, os._exit, 1)
 
 
-def register(ctx: WorkerContext, watch: BrokerWatch) -> None:
+async def check(ctx: WorkerContext, watch: BrokerWatch) -> None:
+    """Probe once; log an outage's start; stop the worker when it must (module docstring)."""
     settings = ctx.settings
+    was_down = watch.down_since is not None
+    await asyncio.get_running_loop().run_in_executor(watch.executor, watch.probe)
+    if watch.down_since is not None and not was_down:
+        log.error("Kafka at %s does not answer; not ready until it does", settings.bootstrap)
+    if watch.other_cluster is not None:
+        exit_worker(
+            ctx, f"the broker at {settings.bootstrap} is another Kafka cluster now ({watch.cluster_id!r} at start, "
+            f"{watch.other_cluster!r} now): its topics and offsets are not the ones this worker's tables follow",
+        )
+    down_for = 0.0 if watch.down_since is None else time.monotonic() - watch.down_since
+    if settings.broker_down_exit_s and down_for > settings.broker_down_exit_s:
+        exit_worker(ctx, f"Kafka at {settings.bootstrap} has not answered for {down_for:.0f} s (SEGSTREAM_BROKER_DOWN_EXIT_S)")
 
+
+def register(ctx: WorkerContext, watch: BrokerWatch) -> None:
     @ctx.app.timer(interval=PROBE_EVERY_S)
     async def watch_broker() -> None:
-        was_down = watch.down_since is not None
-        await asyncio.get_running_loop().run_in_executor(watch.executor, watch.probe)
-        if watch.down_since is not None and not was_down:
-            log.error("Kafka at %s does not answer; not ready until it does", settings.bootstrap)
-        if watch.other_cluster is not None:
-            exit_worker(
-                ctx, f"the broker at {settings.bootstrap} is another Kafka cluster now ({watch.cluster_id!r} at start, "
-                f"{watch.other_cluster!r} now): its topics and offsets are not the ones this worker's tables follow",
-            )
-        down_for = 0.0 if watch.down_since is None else time.monotonic() - watch.down_since
-        if settings.broker_down_exit_s and down_for > settings.broker_down_exit_s:
-            exit_worker(ctx, f"Kafka at {settings.bootstrap} has not answered for {down_for:.0f} s (SEGSTREAM_BROKER_DOWN_EXIT_S)")
+        await survive("watching the broker", check(ctx, watch))

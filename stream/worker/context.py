@@ -2,20 +2,37 @@
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import faust
 
 from models.encoder import Encoder
 from models.segmentation import Segmentation
 from stream.config import Settings
+from stream.contract.records import shown
 from stream.core.pipeline import Pipeline
 from stream.core.replay_tracker import ReplayTracker
 from stream.worker.store import FaustCatalogue, FaustUserStore, Tables
 from stream.worker.topics import Topics
+
+
+log = logging.getLogger("segstream")
+T = TypeVar("T")
+
+
+async def survive(what: str, step: Awaitable[T], failed: T = None) -> T:  # type: ignore[assignment]
+    """``await step``; an error is logged and ``failed`` returned. Faust stops the whole worker
+    on an exception in a timer or task: a step that can fail for a while (the broker away, a
+    record no check foresaw) must not take the worker with it; it runs again next time."""
+    try:
+        return await step
+    except Exception as exc:
+        log.error("%s failed: %s", what, shown(exc), exc_info=exc)
+        return failed
 
 
 @dataclass

@@ -14,7 +14,7 @@ from typing import Any
 import faust
 
 from stream.kafka import key_partition
-from stream.worker.context import WorkerContext
+from stream.worker.context import WorkerContext, survive
 from stream.worker.output import emit
 
 log = logging.getLogger("segstream")
@@ -70,5 +70,5 @@ def register(ctx: WorkerContext) -> None:
             return
         if stale:
             stale = False
-            await rebuild_index(ctx)
-        await release(ctx)
+            await survive("rebuilding the index of held behaviours", rebuild_index(ctx))
+        await survive("releasing held behaviours", release(ctx))

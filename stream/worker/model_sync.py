@@ -17,8 +17,9 @@ from typing import Any, TypeVar
 import faust
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
+from confluent_kafka import KafkaException
 
-from models.segmentation import ModelUpdate, Segmentation
+from models.segmentation import ModelUpdate, Segmentation, SegmentationParams
 from stream.config import Settings
 from stream.contract.records import DeadLetter, Source, shown
 from stream.core.owner import ModelOwner, RefusedUpdate
@@ -26,11 +27,12 @@ from stream.core.sweep import Sweeper
 from stream.factories import new_segmentation, segmentation_params
 from stream.kafka import read_last_value
 from stream.worker.consumer_patch import RETRY_BACKOFF_MS
-from stream.worker.context import WorkerContext
+from stream.worker.context import WorkerContext, survive
 from stream.worker.output import emit, send_dead_letter
 
 log = logging.getLogger("segstream")
 T = TypeVar("T")
+OWNER_RETRY_S = 2.0
 
 
 def read_published(settings: Settings, dim: int) -> Segmentation:
@@ -66,20 +68,25 @@ class OwnerShell:
         if not owns:
             self.owner = None
 
-    async def _owner(self) -> ModelOwner:
-        """The owner, loading the last published model on becoming it."""
-        if self.owner is None:
-            settings = self.ctx.settings
+    async def _load(self) -> ModelOwner | None:
+        """On becoming the owner: the last published model, or None (logged) when the broker
+        does not answer now."""
+        settings = self.ctx.settings
+        try:
             published = await self._in_thread(read_published, settings, self.ctx.local.model.dim)
-            self.owner = ModelOwner(published, settings.model_publish_interval_s, settings.seed_idle_s)
-            log.info("model owner: version %d, updates applied up to offset %d",
-                     published.version, published.model.updates_offset)
+        except KafkaException as exc:
+            log.warning("model owner: the published model could not be read (%s); trying again", shown(exc))
+            return None
+        self.owner = ModelOwner(published, settings.model_publish_interval_s, settings.seed_idle_s)
+        log.info("model owner: version %d, updates applied up to offset %d",
+                 published.version, published.model.updates_offset)
         return self.owner
 
     async def receive(self, raw: bytes, offset: int) -> None:
         """Learn the update at ``offset``; one the owner cannot read or must not learn becomes a
-        dead letter instead."""
-        owner = await self._owner()
+        dead letter instead. Waits (unacknowledged) while the published model cannot be read."""
+        while (owner := self.owner or await self._load()) is None:
+            await asyncio.sleep(OWNER_RETRY_S)
         source = Source(self.ctx.settings.topic_model_updates, 0, offset)
         try:
             update = ModelUpdate.from_bytes(raw)
@@ -92,9 +99,10 @@ class OwnerShell:
 
     async def tick(self) -> None:
         """While this worker owns the model: seed early if the input went quiet, and publish."""
-        if self.active and (self.owner is not None or self.ctx.ready):
-            owner = await self._owner()
-            await self._in_thread(owner.tick)
+        if self.active and self.ctx.ready:
+            owner = self.owner or await self._load()
+            if owner is not None:
+                await self._in_thread(owner.tick)
         await self.publish()
 
     async def publish(self) -> None:
@@ -125,10 +133,19 @@ async def follow(ctx: WorkerContext, new_version: asyncio.Event) -> None:
         while True:
             batches = await reader.getmany(timeout_ms=1000)
             records = [r for rs in batches.values() for r in rs]
-            if records and ctx.local.adopt(Segmentation.from_bytes(records[-1].value, params, ctx.local.model.dim)):
+            if records and ctx.local.adopt(_readable(records[-1].value, params, ctx.local.model.dim)):
                 new_version.set()
     finally:
         await reader.stop()
+
+
+def _readable(raw: bytes, params: SegmentationParams, dim: int) -> Segmentation:
+    """A published snapshot; an unreadable record (another producer's) is skipped, logged."""
+    try:
+        return Segmentation.from_bytes(raw, params, dim)
+    except (ValueError, KeyError, TypeError) as exc:
+        log.warning("skipping an unreadable record on the model topic: %s", shown(exc))
+        return Segmentation.new(params, dim)  # never newer than the copy: not adopted
 
 
 async def sweep(ctx: WorkerContext, sweeper: Sweeper, sweeping: asyncio.Lock) -> bool:
@@ -179,7 +196,7 @@ def register(ctx: WorkerContext) -> OwnerShell:
 
     @app.timer(interval=settings.model_publish_interval_s)
     async def publish_model() -> None:
-        await shell.tick()
+        await survive("the model owner's tick", shell.tick())
 
     @app.task
     async def follow_model() -> None:
@@ -193,7 +210,7 @@ def register(ctx: WorkerContext) -> OwnerShell:
             if not ctx.ready:
                 await asyncio.sleep(0.5)
                 new_version.set()
-            elif not await sweep(ctx, sweeper, sweeping):
+            elif not await survive("a sweep", sweep(ctx, sweeper, sweeping), True):
                 return
 
     @app.on_before_shutdown.connect

@@ -10,7 +10,7 @@ import asyncio
 import logging
 
 from stream.contract.records import Message
-from stream.worker.context import WorkerContext
+from stream.worker.context import WorkerContext, survive
 from stream.worker.output import send_update
 
 log = logging.getLogger("segstream")
@@ -57,5 +57,5 @@ def register(ctx: WorkerContext) -> None:
     @ctx.app.timer(interval=REPORT_EVERY_S)
     async def report_replay() -> None:
         if not ctx.replay.finished:
-            await next_step(ctx)
+            await survive("the replay's next step", next_step(ctx))
             log.info("replay: %s", ctx.replay.progress())

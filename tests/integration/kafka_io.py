@@ -13,9 +13,10 @@ from stream.config import Settings
 from stream.kafka import consumer, producer, read_until_quiet
 
 
-def produce(settings: Settings, topic: str, records: Iterable[tuple[str | None, Any]]) -> int:
-    """Send (key, value) pairs; dict values become JSON, bytes go as they are."""
-    out = producer(settings.bootstrap)
+def produce(settings: Settings, topic: str, records: Iterable[tuple[str | None, Any]], **config: Any) -> int:
+    """Send (key, value) pairs; dict values become JSON, bytes go as they are; ``config``: more
+    producer settings (e.g. ``message.max.bytes`` for big records)."""
+    out = producer(settings.bootstrap, **config)
     n = 0
     for key, value in records:
         raw = value if isinstance(value, bytes) or value is None else json.dumps(value).encode()

@@ -17,3 +17,12 @@ def test_every_setting_is_documented_and_read_from_the_environment():
 
 def test_the_accepted_precisions_are_the_ones_the_encoder_serves():
     assert CHOICES["encoder_precision"] == PRECISIONS
+
+
+def test_readme_lists_every_setting_with_its_default_and_meaning():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    home = str(Path.home())
+    for name, default, meaning in describe():
+        assert f"| `{name}` | `{default.replace(home, '~')}` | {meaning} |" in readme, name
