@@ -85,7 +85,8 @@ def wait_for_broker(bootstrap: str, timeout_s: float) -> str | None:
         except KafkaException as exc:
             client.poll(0)  # delivers error_cb and librdkafka's log lines
             if time.monotonic() >= deadline:
-                why = errors[-1].str() if errors else exc.args[0].str()
+                causes = [e for e in errors if e.code() in (KafkaError._TRANSPORT, KafkaError._RESOLVE)] or errors
+                why = causes[-1].str() if causes else exc.args[0].str()
                 raise SystemExit(
                     f"segstream: no Kafka broker answered at {bootstrap} within {timeout_s:g} s ({why}); "
                     "start one (segstream broker) or point SEGSTREAM_BOOTSTRAP / --bootstrap at one"
