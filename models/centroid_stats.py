@@ -15,7 +15,8 @@ class CentroidStats:
     """One worker batch, assigned with model ``version``.
 
     ``sums``/``counts``: the vectors of the users assigned to each centroid (the mini-batch
-    step); ``size_delta``: users who entered (+1) or left (-1) each segment; ``users``: each
+    step); ``census``: users per segment of each partition the worker counts (absolute counts,
+    so a lost or repeated update does not make the sizes drift); ``users``: each
     updated user's segment (-1: none) and vector, for the owner's reservoir (float16 on the
     wire: they only seed and refresh). ``rebuild`` asks the owner for a deterministic rebuild
     ("canonical" ids numbered by size, or "matched" to the current ones).
@@ -26,17 +27,16 @@ class CentroidStats:
     version: int = 0
     sums: np.ndarray = field(init=False)
     counts: np.ndarray = field(init=False)
-    size_delta: np.ndarray = field(init=False)
+    census: dict[int, np.ndarray] = field(default_factory=dict)
     users: dict[str, tuple[int, np.ndarray]] = field(default_factory=dict)
     rebuild: str | None = None
 
     def __post_init__(self) -> None:
         self.sums = np.zeros((self.k, self.dim), dtype=np.float64)
         self.counts = np.zeros(self.k, dtype=np.int64)
-        self.size_delta = np.zeros(self.k, dtype=np.int64)
 
     def __bool__(self) -> bool:
-        return bool(self.users) or bool(self.size_delta.any()) or self.rebuild is not None
+        return bool(self.users) or bool(self.census) or self.rebuild is not None
 
     def observe(self, user_id: str, vector: np.ndarray, segment: int | None) -> None:
         """A user's vector changed and the worker assigned it to ``segment`` (None: unseeded)."""
@@ -45,22 +45,13 @@ class CentroidStats:
             self.sums[segment] += vector
             self.counts[segment] += 1
 
-    def move(self, old: int | None, new: int | None) -> None:
-        """A user left ``old`` for ``new`` (None: no segment)."""
-        if old == new:
-            return
-        if old is not None and 0 <= old < self.k:
-            self.size_delta[old] -= 1
-        if new is not None:
-            self.size_delta[new] += 1
-
     def problem(self) -> str:
         """Why the owner must not learn these statistics ("" when it may): a non-finite sum or
         vector, a zero vector, a segment out of range."""
         if not np.isfinite(self.sums).all():
             return "centroid sums are not finite"
-        if (self.counts < 0).any():
-            return "negative counts"
+        if (self.counts < 0).any() or any((c < 0).any() or c.shape != (self.k,) for c in self.census.values()):
+            return "negative counts, or a census of another k"
         for user_id, (segment, vector) in self.users.items():
             if not -1 <= segment < self.k:
                 return f"user {user_id!r}: segment {segment} is not one of 0..{self.k - 1}"
@@ -76,7 +67,7 @@ class CentroidStats:
             "version": self.version,
             "sums": encode_array(self.sums, "<f8"),
             "counts": self.counts.tolist(),
-            "size_delta": self.size_delta.tolist(),
+            "census": {str(p): c.tolist() for p, c in self.census.items()},
             "users": users,
             "segments": [self.users[u][0] for u in users],
             "vectors": encode_array(np.array([self.users[u][1] for u in users]).reshape(-1, self.dim), "<f2"),
@@ -88,7 +79,7 @@ class CentroidStats:
         stats = cls(int(doc["k"]), int(doc["dim"]), int(doc["version"]), rebuild=doc["rebuild"])
         stats.sums = decode_array(doc["sums"], "<f8").reshape(stats.k, stats.dim)
         stats.counts = np.asarray(doc["counts"], dtype=np.int64)
-        stats.size_delta = np.asarray(doc["size_delta"], dtype=np.int64)
+        stats.census = {int(p): np.asarray(c, dtype=np.int64) for p, c in doc["census"].items()}
         vectors = decode_array(doc["vectors"], "<f2").astype(np.float32).reshape(-1, stats.dim)
         stats.users = {u: (int(s), v) for u, s, v in zip(doc["users"], doc["segments"], vectors)}
         return stats

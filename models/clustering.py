@@ -114,7 +114,8 @@ class StreamingKMeans:
     version: int = 0
     centroids: np.ndarray | None = None  # float64 [k, dim]; None until seeded
     weights: np.ndarray = field(init=False)  # decayed update counts: mini-batch learning rates
-    sizes: np.ndarray = field(init=False)  # users currently assigned to each segment
+    sizes: np.ndarray = field(init=False)  # users currently assigned to each segment: the census' sum
+    census: dict[int, np.ndarray] = field(init=False)  # partition -> its latest users per segment
     reseeded: list[int] = field(default_factory=list)  # re-seeded by the latest refresh: no hysteresis
     rebuilt_version: int = 0  # version of the latest rebuild (0: none)
     updates_since_refresh: int = 0
@@ -128,6 +129,7 @@ class StreamingKMeans:
     def __post_init__(self) -> None:
         self.weights = np.zeros(self.k, dtype=np.float64)
         self.sizes = np.zeros(self.k, dtype=np.int64)
+        self.census = {}
 
     @property
     def k(self) -> int:
@@ -168,12 +170,14 @@ class StreamingKMeans:
     def learn(self, stats: CentroidStats) -> bool:
         """Fold one worker batch in (the mini-batch step), then seed, refresh or rebuild when
         due. True when the centroids changed, which makes a new version; segment moves alone
-        (a sweep's) only update the sizes."""
+        (a sweep's) and censuses only update the sizes."""
         if (stats.k, stats.dim) != (self.k, self.dim):
             raise ValueError(f"statistics for k={stats.k}, dim={stats.dim}; the model has k={self.k}, dim={self.dim}")
         for user_id, (segment, vector) in stats.users.items():
             self._remember(user_id, vector, None if segment < 0 else segment)
-        self.sizes = np.maximum(self.sizes + stats.size_delta, 0)
+        if stats.census:
+            self.census.update(stats.census)
+            self.sizes = np.sum(list(self.census.values()), axis=0, dtype=np.int64)
         changed = False
         if self.centroids is not None:
             sums, counts = self._with_unassigned(stats)
@@ -339,6 +343,7 @@ class StreamingKMeans:
         self.centroids = published.centroids
         self.weights = published.weights
         self.sizes = published.sizes
+        self.census = published.census
         self.reseeded = published.reseeded
         self.rebuilt_version = published.rebuilt_version
         self.updates_since_refresh = published.updates_since_refresh
@@ -359,6 +364,7 @@ class StreamingKMeans:
             "centroids": None if self.centroids is None else encode_array(self.centroids, "<f8"),
             "weights": self.weights.tolist(),
             "sizes": self.sizes.tolist(),
+            "census": {str(p): c.tolist() for p, c in self.census.items()},
             "reseeded": self.reseeded,
             "rebuilt_version": self.rebuilt_version,
             "updates_since_refresh": self.updates_since_refresh,
@@ -383,6 +389,7 @@ class StreamingKMeans:
             model.centroids = decode_array(doc["centroids"], "<f8").reshape(model.k, dim)
         model.weights = np.asarray(doc["weights"], dtype=np.float64)
         model.sizes = np.asarray(doc["sizes"], dtype=np.int64)
+        model.census = {int(p): np.asarray(c, dtype=np.int64) for p, c in doc.get("census", {}).items()}
         model.reseeded = list(doc["reseeded"])
         model.rebuilt_version = doc["rebuilt_version"]
         model.updates_since_refresh = doc["updates_since_refresh"]

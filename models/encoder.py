@@ -11,6 +11,7 @@ import json
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from models.export import EMBEDDING_OUTPUT, METADATA_FILE, export_onnx
+from models.fingerprint import EncoderFingerprint, fingerprint_files
 from models.precision import graph_file, resolve
 
 __all__ = ["Encoder", "load_encoder", "physical_cores", "select_providers"]
@@ -103,9 +105,8 @@ class Encoder:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.intra_op_num_threads = self.intra_op_threads
         options.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(
-            str(graph_file(onnx_dir, self.precision)), sess_options=options, providers=providers
-        )
+        self._graph = graph_file(onnx_dir, self.precision)
+        self._session = ort.InferenceSession(str(self._graph), sess_options=options, providers=providers)
         self.providers = self._session.get_providers()
         # Where the output is bound: on the GPU it stays there until the [batch, dim] copy back.
         self._output_device = "cuda" if self.providers[0] == "CUDAExecutionProvider" else "cpu"
@@ -124,7 +125,8 @@ class Encoder:
             raise ValueError(f"model output width {output.shape[-1]} != metadata dim {self.dim}")
 
         self._tokenizer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenizer")
-        self._tokenizer = Tokenizer.from_file(str(onnx_dir / "tokenizer.json"))
+        self._tokenizer_file = onnx_dir / "tokenizer.json"
+        self._tokenizer = Tokenizer.from_file(str(self._tokenizer_file))
         self._tokenizer.enable_truncation(max_length=self.max_length)
         # tokenizer.json may pin fixed-length padding (MiniLM's says 128); pad to the
         # batch's longest instead, keeping its pad token, on the right so CLS is row 0.
@@ -135,6 +137,16 @@ class Encoder:
             pad_type_id=pad.get("pad_type_id", 0),
             pad_token=pad.get("pad_token", "[PAD]"),
         )
+
+    @cached_property
+    def fingerprint(self) -> EncoderFingerprint:
+        """What a published model records of this encoder (models/fingerprint.py); computed on
+        first use, as only the worker needs it."""
+        name = (
+            f"{self._graph.parent.name}/{self._graph.name}, {self.precision}, {self.dim}-d, "
+            f"{self.max_length} tokens"
+        )
+        return fingerprint_files(self._graph, self._tokenizer_file, self.max_length, name)
 
     def encode(
         self, texts: Sequence[str], batch_size: int = 0, *, sort_by_length: bool = True

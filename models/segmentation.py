@@ -17,6 +17,7 @@ import numpy as np
 
 from models.centroid_stats import CentroidStats
 from models.clustering import KMeansParams, StreamingKMeans
+from models.fingerprint import EncoderFingerprint
 from models.profiles import ProfileParams, SegmentProfiles
 
 
@@ -53,16 +54,19 @@ class ModelUpdate:
 
 @dataclass
 class Segmentation:
-    """Centroids and segment profiles, published together as one JSON document."""
+    """Centroids and segment profiles, published together as one JSON document, with the
+    fingerprint of the encoder whose vectors they are made of (None: a snapshot written before
+    segstream recorded it, or a model that never left one process)."""
 
     params: SegmentationParams
     model: StreamingKMeans
     profiles: SegmentProfiles
+    encoder: EncoderFingerprint | None = None
 
     @classmethod
-    def new(cls, params: SegmentationParams, dim: int) -> Segmentation:
-        """An unseeded model with empty profiles."""
-        return cls(params, StreamingKMeans(params.kmeans, dim), SegmentProfiles.new(params.profiles))
+    def new(cls, params: SegmentationParams, dim: int, encoder: EncoderFingerprint | None = None) -> Segmentation:
+        """An unseeded model with empty profiles, for vectors of ``encoder``."""
+        return cls(params, StreamingKMeans(params.kmeans, dim), SegmentProfiles.new(params.profiles), encoder)
 
     @property
     def version(self) -> int:
@@ -99,11 +103,20 @@ class Segmentation:
         return new_version
 
     def to_bytes(self) -> bytes:
-        return json.dumps({"model": self.model.to_doc(), "profiles": self.profiles.to_doc()}, separators=(",", ":")).encode()
+        doc = {
+            "model": self.model.to_doc(),
+            "profiles": self.profiles.to_doc(),
+            "encoder": None if self.encoder is None else self.encoder.to_doc(),
+        }
+        return json.dumps(doc, separators=(",", ":")).encode()
 
     @classmethod
     def from_bytes(cls, raw: bytes, params: SegmentationParams, dim: int) -> Segmentation:
         """A published snapshot, configured by ``params`` (its k and dim must agree)."""
         doc: dict[str, Any] = json.loads(raw)
         model = StreamingKMeans.from_doc(doc["model"], params.kmeans, dim)
-        return cls(params, model, SegmentProfiles.from_doc(doc["profiles"]))
+        encoder = doc.get("encoder")
+        return cls(
+            params, model, SegmentProfiles.from_doc(doc["profiles"]),
+            None if encoder is None else EncoderFingerprint.from_doc(encoder),
+        )

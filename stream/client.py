@@ -4,6 +4,13 @@ A subscriber that starts from the beginning records the end offsets of the chang
 the compacted membership topic (each user's latest change event) as a snapshot, then follows the
 changes topic from the recorded offsets, so no change made meanwhile is missed. Changes the
 snapshot already held may come again: for each user, the latest event wins.
+
+In a consumer group the snapshot's progress is committed too (offsets of the membership topic,
+committed by the group's consumer without joining for it), and the changes' start offsets only
+once the snapshot is read. So the group's commits say where it is: none (a first start),
+membership only (within the snapshot: it goes on from there, then follows the changes from
+their ends when it goes on; every change made meanwhile is in the membership rows after its
+position), or changes (past the snapshot: it follows the changes).
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ _DEFAULTS = Settings()
 # The snapshot ends once every membership partition delivered its reported end; this only bounds
 # a partition whose end record never comes (e.g. a transaction marker on Apache Kafka).
 SNAPSHOT_QUIET_S = 1.0
+# In a group, the snapshot's progress is committed this often while it is read (and when it ends).
+SNAPSHOT_COMMIT_EVERY_S = 5.0
 
 
 class Subscriber:
@@ -36,9 +45,10 @@ class Subscriber:
     - ``from_beginning``: first everyone's current segment (``snapshot=True``), then every change;
       otherwise only changes published after the subscriber was created.
     - ``group_id``: offsets are committed in this consumer group, so a subscriber created again
-      with it resumes after the last event it handed out (``from_beginning`` then matters only on
-      the group's first start). ``close()`` commits; after a crash the events handed out since the
-      last automatic commit (5 s) come again. Without a group nothing is committed.
+      with it resumes after the last event it handed out, within the snapshot or after it
+      (``from_beginning`` then matters only on the group's first start). ``close()`` commits;
+      after a crash the events handed out since the last commit (5 s) come again. Without a
+      group nothing is committed.
     - ``segments``: only events whose ``segment`` or ``previous_segment`` is one of these (a user
       leaving a watched segment matters too).
     - ``stop_after_idle_s``: the iteration ends once nothing arrived for that long.
@@ -77,6 +87,8 @@ class Subscriber:
             config["heartbeat.interval.ms"] = int(session_timeout_s * 250)
         self._consumer = consumer(bootstrap, group_id or f"segstream-subscriber-{time.time_ns()}", **config)
         self._in_hand: Message | None = None
+        self._snapshot_done: dict[int, int] = {}  # membership partition -> next offset, not yet committed
+        self._snapshot_committed_at = time.monotonic()
         self._closed = False
         self._idle_since = time.monotonic()  # of the last message or assignment, for stop_after_idle_s
         try:
@@ -103,23 +115,32 @@ class Subscriber:
         self._events.close()
         if self._in_hand is not None:
             self._store(self._in_hand)
-        self._consumer.close()  # commits the stored offsets when in a group
+        self._commit_snapshot()
+        self._consumer.close()  # commits the stored offsets of the changes when in a group
 
-    def _plan(self, from_beginning: bool) -> tuple[bool, dict[int, int]]:
-        """Whether to read the snapshot first, and partition -> offset where a first start
-        follows the changes (none when a group resumes from its commits)."""
+    def _plan(self, from_beginning: bool) -> tuple[dict[int, int] | None, dict[int, int]]:
+        """Where the snapshot goes on from (membership partition -> offset, {}: from the
+        beginning; None: no snapshot), and partition -> offset where the changes follow on a
+        first start (none when a group resumes past the snapshot). A group's commits say which
+        (module docstring)."""
         marks = self._watermarks(self.topic_changes)
-        committed = [] if self.group_id is None else self._consumer.committed(
-            [TopicPartition(self.topic_changes, p) for p in marks], timeout=10
-        )
-        if any(tp.offset >= 0 for tp in committed):
-            return False, {}
-        if from_beginning:
-            # The reported ends are at most the real ones (Tansu): more duplicates, never a gap.
-            return True, {p: high for p, (_, high) in marks.items()}
+        if self._committed(self.topic_changes, marks):
+            return None, {}
+        if from_beginning or self.group_id is not None:
+            within = self._committed(self.topic_membership, self._watermarks(self.topic_membership))
+            if from_beginning or within:
+                # The reported ends are at most the real ones (Tansu): more duplicates, never a gap.
+                return within, {p: high for p, (_, high) in marks.items()}
         reported = {(self.topic_changes, p): high for p, (low, high) in marks.items() if high > low}
         confirmed = confirmed_end_offsets(self.bootstrap, reported, timeout_s=3.0)
-        return False, {p: confirmed.get((self.topic_changes, p), high) for p, (_, high) in marks.items()}
+        return None, {p: confirmed.get((self.topic_changes, p), high) for p, (_, high) in marks.items()}
+
+    def _committed(self, topic: str, marks: dict[int, tuple[int, int]]) -> dict[int, int]:
+        """Partition -> offset this subscriber's group committed on ``topic`` (none without a group)."""
+        if self.group_id is None:
+            return {}
+        asked = [TopicPartition(topic, p) for p in marks]
+        return {tp.partition: tp.offset for tp in self._consumer.committed(asked, timeout=10) if tp.offset >= 0}
 
     def _watermarks(self, topic: str) -> dict[int, tuple[int, int]]:
         meta = self._consumer.list_topics(topic, timeout=10).topics[topic]
@@ -131,14 +152,9 @@ class Subscriber:
         }
 
     def _run(self) -> Iterator[SegmentChange]:
-        if self._snapshot:
-            marks = self._watermarks(self.topic_membership)
-            ends = {(self.topic_membership, p): high for p, (low, high) in marks.items() if high > low}
-            partitions = [TopicPartition(self.topic_membership, p, low) for p, (low, _) in marks.items()]
-            for msg in read_until_quiet(self.bootstrap, partitions, SNAPSHOT_QUIET_S, ends=ends):
-                change = self._parse(msg, snapshot=True)
-                if change is not None and self._wanted(change):
-                    yield change
+        if self._snapshot is not None:
+            yield from self._read_snapshot(self._snapshot)
+            self._commit_snapshot()
         if self.group_id is None:
             self._consumer.assign([TopicPartition(self.topic_changes, p, o) for p, o in self._start.items()])
         else:
@@ -161,6 +177,32 @@ class Subscriber:
                 self._in_hand = msg
                 yield change
             self._store(msg)
+
+    def _read_snapshot(self, within: dict[int, int]) -> Iterator[SegmentChange]:
+        """Every membership row from ``within`` (else the beginning) to the partitions' ends, as
+        snapshot events."""
+        marks = self._watermarks(self.topic_membership)
+        start = {p: max(low, within.get(p, low)) for p, (low, _) in marks.items()}
+        ends = {(self.topic_membership, p): high for p, (_, high) in marks.items() if high > start[p]}
+        partitions = [TopicPartition(self.topic_membership, p, offset) for p, offset in start.items()]
+        for msg in read_until_quiet(self.bootstrap, partitions, SNAPSHOT_QUIET_S, ends=ends):
+            change = self._parse(msg, snapshot=True)
+            if change is not None and self._wanted(change):
+                self._in_hand = msg
+                yield change
+            self._store(msg)
+
+    def _commit_snapshot(self) -> None:
+        """Commit the snapshot's progress in the group (module docstring)."""
+        if self.group_id is None or not self._snapshot_done:
+            return
+        done = [TopicPartition(self.topic_membership, p, o) for p, o in self._snapshot_done.items()]
+        try:
+            self._consumer.commit(offsets=done, asynchronous=False)
+        except KafkaException as exc:  # e.g. Apache Kafka refuses it while another member is in the group
+            log.warning("the snapshot's position was not committed in group %r: %s", self.group_id, exc)
+        self._snapshot_done.clear()
+        self._snapshot_committed_at = time.monotonic()
 
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         """Idle time counts from here (joining a group takes a while). On the group's first
@@ -189,6 +231,11 @@ class Subscriber:
         """Mark ``msg`` handled, so the group's next commit covers it."""
         self._in_hand = None
         if self.group_id is None:
+            return
+        if msg.topic() == self.topic_membership:
+            self._snapshot_done[msg.partition()] = msg.offset() + 1
+            if time.monotonic() - self._snapshot_committed_at >= SNAPSHOT_COMMIT_EVERY_S:
+                self._commit_snapshot()
             return
         try:
             self._consumer.store_offsets(message=msg)

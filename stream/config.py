@@ -116,6 +116,17 @@ class Settings:
         """Topics keyed by user id whose events change a user's state."""
         return (self.topic_reviews, self.topic_behaviors)
 
+    @property
+    def topic_repartition(self) -> str:
+        """Internal: input events that arrived on another partition than their user's, forwarded
+        to the user's (the producer used another partitioner, or no key)."""
+        return f"{self.app_id}-repartition"
+
+    @property
+    def topic_item_vectors(self) -> str:
+        """Internal, compacted: the encoded catalogue, which every worker reads whole."""
+        return f"{self.app_id}-item-vectors"
+
 
 HELP: dict[str, str] = {
     "bootstrap": "Kafka bootstrap servers, HOST:PORT[,HOST:PORT]",

@@ -15,6 +15,7 @@ from stream.config import Settings
 
 if TYPE_CHECKING:
     from models.encoder import Encoder
+    from models.fingerprint import EncoderFingerprint
 
 # Per segment; they keep a published snapshot of model and profiles well under Kafka's
 # default 1 MB message.
@@ -36,9 +37,9 @@ def segmentation_params(settings: Settings) -> SegmentationParams:
     )
 
 
-def new_segmentation(settings: Settings, dim: int) -> Segmentation:
-    """An unseeded model and empty profiles configured by ``settings``."""
-    return Segmentation.new(segmentation_params(settings), dim)
+def new_segmentation(settings: Settings, dim: int, encoder: EncoderFingerprint | None = None) -> Segmentation:
+    """An unseeded model and empty profiles configured by ``settings``, for vectors of ``encoder``."""
+    return Segmentation.new(segmentation_params(settings), dim, encoder)
 
 
 def encoder_for(settings: Settings) -> Encoder:

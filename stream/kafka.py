@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from functools import lru_cache, partial
 from typing import Any, TypeVar
 
 from aiokafka.partitioner import DefaultPartitioner
@@ -35,18 +36,24 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
     "compression.type": "lz4",
 }
 _PARTITIONER = DefaultPartitioner()
-# The worker's tables; Faust keeps each in the changelog topic changelog_topic(app id, table).
+# The worker's table; Faust keeps it in the changelog topic APP_ID-users-changelog.
 USERS_TABLE = "users"
-CATALOGUE_TABLE = "item-vectors"
-
-
-def changelog_topic(app_id: str, table: str) -> str:
-    return f"{app_id}-{table}-changelog"
 
 
 def key_partition(key: bytes, partitions: int) -> int:
     """The partition the Java client, aiokafka and our producers pick for ``key`` (murmur2)."""
     return _PARTITIONER(key, range(partitions), None)
+
+
+def user_partition(user_id: str, partitions: int) -> int:
+    """The partition of the users table (and of the inputs) that holds ``user_id``."""
+    return key_partition(user_id.encode(), partitions)
+
+
+def users_partition(partitions: int) -> Callable[[str], int]:
+    """:func:`user_partition` for one partition count, remembered for the recent users: it runs
+    for every event and every move (murmur2 in Python: ~2.3 µs a call, ~0.05 µs remembered)."""
+    return lru_cache(maxsize=1 << 16)(partial(user_partition, partitions=partitions))
 
 
 # librdkafka otherwise waits up to 500 ms per fetch against Tansu.
@@ -149,6 +156,8 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
         settings.topic_membership: (settings.partitions, {"cleanup.policy": "compact"}),
         settings.topic_model: (1, {"cleanup.policy": "compact"}),
         settings.topic_model_updates: (1, {}),
+        settings.topic_repartition: (settings.partitions, {}),
+        settings.topic_item_vectors: (settings.partitions, {"cleanup.policy": "compact"}),
     }
     deadline = time.monotonic() + timeout_s
     while True:

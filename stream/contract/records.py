@@ -345,6 +345,7 @@ class Message:
     offset: int
     key: bytes | None
     value: bytes | None
+    forwarded: bool = False  # came through the repartition topic; topic/partition/offset: where it first arrived
 
     @property
     def source(self) -> Source:

@@ -6,6 +6,7 @@ Table value: 4-byte length, JSON header (categories), float32 vector.
 from __future__ import annotations
 
 import json
+import logging
 import struct
 from dataclasses import dataclass
 from typing import Protocol
@@ -13,7 +14,9 @@ from typing import Protocol
 import numpy as np
 
 from models.text import clean_text
-from stream.contract.records import InvalidEvent, Item, Message, parse_item
+from stream.contract.records import InvalidEvent, Item, Message, parse_item, shown
+
+log = logging.getLogger("segstream")
 
 _HEADER = struct.Struct("<I")
 
@@ -40,8 +43,46 @@ def usable_vector(vector: np.ndarray) -> bool:
     return bool(np.isfinite(vector).all() and np.abs(vector).sum() > 0)
 
 
+class CatalogueRows:
+    """Items by id as encoded rows (decoded when asked for): a worker's copy of the item-vectors topic."""
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self.rows: dict[bytes, bytes] = {}
+        self.caught_up = False  # read to the topic's end as it was at start
+
+    def get(self, item_id: str) -> CatalogueItem | None:
+        raw = self.rows.get(item_id.encode())
+        return None if raw is None else CatalogueItem.from_bytes(raw)
+
+    def knows(self, item_id: str) -> bool:
+        return item_id.encode() in self.rows
+
+    def put(self, item_id: str, item: CatalogueItem) -> None:
+        self.rows[item_id.encode()] = item.to_bytes()
+
+    def put_row(self, key: bytes | None, raw: bytes | None) -> None:
+        """A record of the topic: a row, a tombstone (None) or a record no worker wrote (skipped)."""
+        if key is None:
+            log.warning("skipping a record without a key on the item-vectors topic")
+            return
+        if raw is None:
+            self.rows.pop(key, None)
+            return
+        try:
+            if CatalogueItem.from_bytes(raw).vector.shape != (self.dim,):
+                raise ValueError(f"not a {self.dim}-dimensional vector")
+        except (ValueError, KeyError, TypeError, struct.error) as exc:
+            log.warning("skipping an unreadable record on the item-vectors topic (key %r): %s", key[:80], shown(exc))
+            return
+        self.rows[key] = raw
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
 class Catalogue(Protocol):
-    """Items by id: a dict in one process, the ``item-vectors`` global table in a worker."""
+    """Items by id: a dict in one process, :class:`CatalogueRows` in a worker."""
 
     def get(self, item_id: str, /) -> CatalogueItem | None: ...
 

@@ -62,7 +62,7 @@ class LocalRun:
 
     def apply(self, messages: list[Message]) -> BatchResult:
         """The worker's side of a batch alone: prepare, encode, apply, write the rows."""
-        prepared = self.pipeline.prepare(messages)
+        prepared = self.pipeline.prepare(messages, self.users)
         if prepared.texts and self.encode is None:
             raise ValueError("reviews in a batch, and this run has no encoder")
         vectors = self.encode(prepared.texts) if self.encode else np.zeros((0, self.dim), dtype=np.float32)

@@ -22,6 +22,7 @@ from stream.config import Settings
 from stream.contract.changes import Mode, Reason, SegmentChange
 from stream.contract.records import PARSERS, Behavior, DeadLetter, InvalidEvent, Message, Review, Source, TimeWindow
 from stream.core.catalogue import Catalogue, CatalogueItem, usable_vector
+from stream.core.census import Census
 from stream.core.replay_tracker import ReplayTracker
 from stream.core.user_state import PendingBehavior, UserState
 from stream.core.user_store import UserStore
@@ -41,6 +42,7 @@ class ParsedEvent:
     event: Review | Behavior
     text: str = ""  # cleaned review text; empty for behaviours
     vector_index: int = -1  # row in the encoded batch, for reviews
+    applied_before: bool = False  # the user's stored state has it: a duplicate, not encoded
 
 
 @dataclass
@@ -48,6 +50,7 @@ class Prepared:
     parsed: list[ParsedEvent] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    foreign: list[tuple[Message, str]] = field(default_factory=list)  # (message, user id) of other partitions' users
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,9 +89,17 @@ class Pipeline:
         segmentation: Segmentation,
         replay: ReplayTracker | None = None,
         clock: Callable[[], float] = time.time,
+        partition_of: Callable[[str], int] | None = None,
     ) -> None:
-        """``clock``: the wall clock (epoch seconds) that event times are checked against."""
+        """``clock``: the wall clock (epoch seconds) that event times are checked against;
+        ``partition_of``: the partition that holds a user's state (an event on another one is
+        left in :attr:`Prepared.foreign` for the worker to forward); None: one process holds
+        every user, as partition 0."""
         self.settings = settings
+        self.partition_of = partition_of
+        self.census = Census(segmentation.model.k, partition_of or (lambda user_id: 0))
+        if partition_of is None:
+            self.census.count(0, [])
         self.clock = clock
         self.segmentation = segmentation
         self.replay = replay or ReplayTracker.live()
@@ -100,9 +111,12 @@ class Pipeline:
         self.weights = settings.action_weights
         self.kind_of_topic = {settings.topic_reviews: "review", settings.topic_behaviors: "behavior"}
 
-    def prepare(self, messages: list[Message]) -> Prepared:
-        """Parse and validate; every message becomes an event or a dead letter."""
+    def prepare(self, messages: list[Message], users: UserStore | None = None) -> Prepared:
+        """Parse and validate; every message becomes an event, a dead letter or (another
+        partition's user) a foreign event. With ``users``, a review its user's state already
+        applied is not given to the encoder (a replay over the current state encodes nothing)."""
         prepared = Prepared()
+        stored: dict[str, UserState | None] = {}
         now = self.clock()
         window = TimeWindow(self.settings.earliest_event_ts, now + self.settings.max_future_s, self.settings.max_future_s)
         for message in messages:
@@ -111,11 +125,31 @@ class Pipeline:
             except InvalidEvent as exc:
                 prepared.dead_letters.append(message.dead_letter(str(exc)))
                 continue
-            if isinstance(parsed.event, Review):
+            if not self._at_home(message, parsed.event.user_id):
+                prepared.foreign.append((message, parsed.event.user_id))
+                continue
+            if isinstance(parsed.event, Review) and not self._applied_before(parsed, users, stored):
                 parsed.vector_index = len(prepared.texts)
                 prepared.texts.append(parsed.text)
             prepared.parsed.append(parsed)
         return prepared
+
+    @staticmethod
+    def _applied_before(parsed: ParsedEvent, users: UserStore | None, stored: dict[str, UserState | None]) -> bool:
+        """Whether the user's stored state (read once per batch into ``stored``) already
+        applied this event, by the same check as :meth:`apply`; noted on ``parsed``."""
+        if users is None:
+            return False
+        user_id = parsed.event.user_id
+        if user_id not in stored:
+            stored[user_id] = users.get(user_id)
+        state = stored[user_id]
+        event, source = parsed.event, parsed.message.source
+        parsed.applied_before = state is not None and state.already_applied(event.event_id, source)
+        return parsed.applied_before
+
+    def _at_home(self, message: Message, user_id: str) -> bool:
+        return message.forwarded or self.partition_of is None or self.partition_of(user_id) == message.partition
 
     def _parse(self, message: Message, window: TimeWindow) -> ParsedEvent:
         kind = self.kind_of_topic.get(message.topic)
@@ -142,7 +176,7 @@ class Pipeline:
             state = result.states.get(event.user_id)
             if state is None:
                 state = result.states[event.user_id] = users.get(event.user_id) or UserState(event.user_id)
-            if state.already_applied(event.event_id, source):
+            if parsed.applied_before or state.already_applied(event.event_id, source):
                 result.duplicates += 1
                 continue
             reason = self._refusal(state, parsed, vectors)
@@ -187,6 +221,7 @@ class Pipeline:
         result.changes += self.assign(((result.states[user_id], source) for user_id, source in moved.items()), update)
         self._count_in_profiles(result, contributions, update)
         self.waiting.note_all(result.states.values())
+        update.stats.census = self.census.take()
         result.update = update if update else None
 
     def _refusal(self, state: UserState, parsed: ParsedEvent, vectors: np.ndarray) -> str:
@@ -274,7 +309,6 @@ class Pipeline:
         segments, distances = self._predict([(s, v) for s, v, _ in with_vector], hysteresis=True)
         for (state, vector, source), segment, distance in zip(with_vector, segments, distances):
             update.stats.observe(state.user_id, vector, segment)
-            update.stats.move(state.segment, segment)
             change = self._move(state, segment, distance, "event", self.replay.mode_of(source), source)
             if change is not None:
                 changes.append(change)
@@ -306,7 +340,6 @@ class Pipeline:
         for (state, _), segment, distance in zip(with_vector, segments, distances):
             if segment == state.segment and not final:
                 continue
-            update.stats.move(state.segment, segment)
             for held in self.unseeded.pop(state.user_id, ()):
                 _count(update, segment, held)
             result.states[state.user_id] = state
@@ -314,6 +347,7 @@ class Pipeline:
             change = self._move(state, segment, distance, reason, mode, None, always=final)
             if change is not None:
                 result.changes.append(change)
+        update.stats.census = self.census.take()
         result.update = update if update else None
         return result
 
@@ -324,6 +358,7 @@ class Pipeline:
         """Put the user in ``segment``; its change event when the segment changed (or ``always``)."""
         previous = state.segment
         state.segment, state.distance, state.model_version = segment, distance, self.segmentation.version
+        self.census.move(state.user_id, previous, segment)
         if previous == segment and not always:
             return None
         return SegmentChange.decided(

@@ -8,6 +8,7 @@ Kafka, follows the worker through them. A worker that replays nothing holds
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -35,6 +36,9 @@ class ReplayTracker:
     replaying: bool = True  # False: a live worker's tracker (see live())
     positions: dict[Partition, int] = field(default_factory=dict)  # next offset to process
     started: float = field(default_factory=time.monotonic)
+    # When the first batch was processed and how much was done then: the rate counts from there,
+    # not from the start (recovery, loading the model and the catalogue come before any event).
+    first_seen: tuple[float, int] | None = None
     caught_up_after_s: float | None = None
     rebuild_requested_at: int | None = None  # model version when the rebuild was asked for
     finished: bool = False  # caught up (and, with suppress, the final membership published)
@@ -75,6 +79,13 @@ class ReplayTracker:
         tp = (source.topic, source.partition)
         self.positions[tp] = max(self.positions.get(tp, 0), source.offset + 1)
 
+    def observe_batch(self, sources: Iterable[Source], now: float | None = None) -> None:
+        """A batch of input events was processed; the first batch starts the rate's clock."""
+        for source in sources:
+            self.observe(source)
+        if self.first_seen is None:
+            self.first_seen = (time.monotonic() if now is None else now, self.total - self.remaining())
+
     def observe_item(self, source: Source) -> None:
         """A catalogue item was encoded."""
         end = self.catalogue_until.get((source.topic, source.partition))
@@ -114,19 +125,57 @@ class ReplayTracker:
         """How a sweep's change events are labelled."""
         return "replay" if not self.finished else "live"
 
-    def progress(self) -> dict[str, Any]:
+    def rate(self, now: float | None = None) -> float | None:
+        """Events per second since the first batch; None until a later one says how fast."""
+        if self.first_seen is None:
+            return None
+        at, done_then = self.first_seen
+        if self.caught_up_after_s is not None:
+            end = self.started + self.caught_up_after_s
+        else:
+            end = time.monotonic() if now is None else now
+        done = self.total - self.remaining() - done_then
+        return done / (end - at) if done > 0 and end > at else None
+
+    def eta_s(self, now: float | None = None) -> float | None:
+        """Seconds left at the current rate: 0 once caught up, None while the rate is unknown."""
+        if self.caught_up:
+            return 0.0
+        rate = self.rate(now)
+        return None if rate is None else self.remaining() / rate
+
+    def progress(self, now: float | None = None) -> dict[str, Any]:
+        """For /healthz."""
         elapsed = (self.caught_up_after_s if self.caught_up_after_s is not None else time.monotonic() - self.started)
-        done = self.total - self.remaining()
-        rate = done / elapsed if elapsed > 0 else 0.0
-        left = self.remaining()
+        rate, eta = self.rate(now), self.eta_s(now)
         return {
             "events": self.total,
-            "done": done,
-            "lag": left,
-            "events_per_s": round(rate, 1),
-            "eta_s": round(left / rate, 1) if rate > 0 else None,
+            "done": self.total - self.remaining(),
+            "lag": self.remaining(),
+            "events_per_s": None if rate is None else round(rate, 1),
+            "eta_s": None if eta is None else round(eta, 1),
             "elapsed_s": round(elapsed, 1),
             "caught_up": self.caught_up,
             "finished": self.finished,
             "suppress_changes": self.suppress,
         }
+
+    def line(self, now: float | None = None) -> str:
+        """The progress as a log line: "replay: 1,234 of 5,000 events (24%), 812/s, about 5 s left"."""
+        done, total = self.total - self.remaining(), self.total
+        share = 100 * done // total if total else 100
+        rate, eta = self.rate(now), self.eta_s(now)
+        parts = [f"replay: {done:,} of {total:,} events ({share}%)"] + ([] if rate is None else [f"{rate:,.0f}/s"])
+        if self.caught_up:
+            parts.append(f"caught up after {duration(self.caught_up_after_s or 0.0)}")
+        else:
+            parts.append("time left unknown" if eta is None else f"about {duration(eta)} left")
+        return ", ".join(parts)
+
+
+def duration(seconds: float) -> str:
+    """"5 s", "12 min", "2 h 5 min": as precise as an estimate deserves."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 90 else f"{minutes // 60} h {minutes % 60} min"

@@ -42,8 +42,10 @@ class Sweeper:
 
     def chunks(self, mode: Mode = "live", final: bool = False) -> Iterator[BatchResult]:
         """One :meth:`Pipeline.sweep` result per chunk of the users due now (all of them for
-        ``final``); each chunk is read from the store when its turn comes."""
+        ``final``); each chunk is read from the store when its turn comes, without the users
+        this worker no longer holds (a rebalance between chunks)."""
         user_ids = self.users.user_ids() if final else self.cursor.next(self.users.user_ids)
         for begin in range(0, len(user_ids), self.chunk):
-            states = [s for s in map(self.users.get, user_ids[begin : begin + self.chunk]) if s is not None]
+            held = filter(self.users.holds, user_ids[begin : begin + self.chunk])
+            states = [s for s in map(self.users.get, held) if s is not None]
             yield self.pipeline.sweep(states, mode=mode, final=final)

@@ -267,6 +267,14 @@ class UserState:
         """How many behaviours a row holds for unknown items, read from its fixed fields alone."""
         return _FIXED.unpack_from(raw)[11] if raw[:1] == bytes([FORMAT]) and len(raw) >= _FIXED.size else 0
 
+    @staticmethod
+    def segment_in(raw: bytes) -> int | None:
+        """A row's segment (None: none yet), read from its fixed fields alone."""
+        if raw[:1] != bytes([FORMAT]) or len(raw) < _FIXED.size:
+            return None
+        fields = _FIXED.unpack_from(raw)
+        return fields[5] if fields[1] & _HAS_SEGMENT else None
+
     @classmethod
     def from_bytes(cls, raw: bytes) -> UserState:
         try:

@@ -27,6 +27,11 @@ class UserStore(ABC):
     def user_ids(self) -> list[str]:
         """Every user this store holds for this worker (what a sweep goes over)."""
 
+    def holds(self, user_id: str) -> bool:
+        """Whether this worker holds the user now (a rebalance can take a user away between
+        listing and writing: a row written then would overwrite the new holder's)."""
+        return True
+
 
 class InMemoryUserStore(UserStore):
     """Rows in a dict, as the Faust table stores them."""

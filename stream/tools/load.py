@@ -14,7 +14,7 @@ from confluent_kafka import TopicPartition
 
 from stream.config import Settings
 from stream.datasets import bbc, movielens
-from stream.kafka import CATALOGUE_TABLE, Progress, changelog_topic, consumer, ensure_topics, publish, wait_for_broker
+from stream.kafka import Progress, consumer, ensure_topics, publish, wait_for_broker
 
 
 def load(settings: Settings, dataset: str, limit: int, skip_items: bool, wait_s: float) -> int:
@@ -38,7 +38,7 @@ def load(settings: Settings, dataset: str, limit: int, skip_items: bool, wait_s:
 def wait_for_catalogue(settings: Settings, item_ids: Collection[str], timeout_s: float) -> None:
     """Until a worker of ``settings.app_id`` has every one of ``item_ids`` in its catalogue table;
     SystemExit saying what to do when that takes longer than ``timeout_s``."""
-    topic = changelog_topic(settings.app_id, CATALOGUE_TABLE)
+    topic = settings.topic_item_vectors
     missing = {item_id.encode() for item_id in item_ids}
     progress = Progress("catalogue encoded by a worker", len(missing))
     reader = consumer(settings.bootstrap, f"segstream-load-{time.time_ns()}", **{"enable.auto.commit": False})

@@ -21,6 +21,7 @@ from stream.core.catalogue import CatalogueItem, catalogue_text, usable_vector
 from stream.worker import replay_hooks
 from stream.worker.context import WorkerContext
 from stream.worker.output import emit, send_dead_letter
+from stream.worker.repartition import arrived, forward
 
 log = logging.getLogger("segstream")
 
@@ -46,9 +47,11 @@ Step = Callable[[WorkerContext, "EncoderThread", list[Message]], Awaitable[None]
 
 
 async def apply_batch(ctx: WorkerContext, encoder: EncoderThread, messages: list[Message]) -> None:
-    """Validate, encode, fold into user states, assign, then write and publish."""
+    """Validate, forward other partitions' users, encode, fold into user states, assign, then
+    write and publish."""
     await replay_hooks.catalogue_first(ctx)
-    prepared = ctx.pipeline.prepare(messages)
+    prepared = ctx.pipeline.prepare(messages, ctx.users)
+    await forward(ctx, prepared.foreign)
     vectors = await encoder.encode(prepared.texts)
     result = ctx.pipeline.apply(prepared, vectors, ctx.users, ctx.catalogue)
     await emit(ctx, result)
@@ -59,7 +62,8 @@ async def apply_batch(ctx: WorkerContext, encoder: EncoderThread, messages: list
 
 
 async def encode_items(ctx: WorkerContext, encoder: EncoderThread, messages: list[Message]) -> None:
-    """Encode valid items into the catalogue; dead-letter the others."""
+    """Encode valid items into the item-vectors topic (and this worker's catalogue); dead-letter
+    the others."""
     good: list[tuple[str, str, tuple[str, ...]]] = []
     messages_of_good: list[Message] = []
     for m in messages:
@@ -71,11 +75,16 @@ async def encode_items(ctx: WorkerContext, encoder: EncoderThread, messages: lis
         good.append((item.item_id, text, item.categories))
         messages_of_good.append(m)
     vectors = await encoder.encode([text for _, text, _ in good])
+    sent = []
     for (item_id, _, categories), vector, message in zip(good, vectors, messages_of_good):
         if not usable_vector(vector):
             await send_dead_letter(ctx, message.dead_letter("the encoder returned a vector that is not finite or is zero"))
             continue
-        ctx.catalogue.put(item_id, CatalogueItem(vector, categories))
+        row = CatalogueItem(vector, categories)
+        sent.append(await ctx.topics.item_vectors.send(key=item_id.encode(), value=row.to_bytes()))
+        ctx.catalogue.put(item_id, row)
+    for delivery in sent:  # every worker's catalogue gets the item from the topic
+        await delivery
     replay_hooks.after_items(ctx, messages)
     ctx.counters.items += len(good)
     log.info("catalogue: %d items encoded (batch of %d)", ctx.counters.items, len(messages))
@@ -103,11 +112,12 @@ def register(ctx: WorkerContext) -> None:
         # event is applied or dead-lettered before it does (send_dead_letter stops the
         # worker rather than go on without the dead letter).
         async for events in stream.take_events(size, within=within):
-            messages = [Message.of(e.message) for e in events]
+            messages = [arrived(e.message, ctx.settings.topic_repartition) for e in events]
             try:
                 await step(ctx, encoder, messages)
             except Exception as exc:
                 log.error("a batch of %d records failed (%s); retrying them one by one", len(messages), shown(exc))
+                ctx.pipeline.census.forget(list(ctx.pipeline.census.counts))  # counted again from the rows
                 await one_by_one(ctx, encoder, messages, step)
 
     @ctx.app.agent(ctx.topics.inputs, name="apply-events")

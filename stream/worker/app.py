@@ -5,8 +5,10 @@ event loop, fold into the ``users`` table, assign with this worker's copy of the
 ``segment-changes`` and ``segment-membership``; anything unusable -> ``dead-letters``. Each
 batch's update goes to the one-partition ``segment-model-updates`` topic, whose holder owns the
 model and publishes versions on ``segment-model``; every worker follows them and sweeps its
-users (stream/worker/model_sync.py). The ``items`` agent encodes the catalogue into a global
-table every worker reads. The logic of each step is in stream/core; here it is wired to Kafka.
+users (stream/worker/model_sync.py). Events on another partition than their user's go round
+through the repartition topic (stream/worker/repartition.py). The ``items`` agent encodes the
+catalogue into the item-vectors topic, which every worker reads whole (stream/worker/catalogue.py).
+The logic of each step is in stream/core; here it is wired to Kafka.
 """
 
 from __future__ import annotations
@@ -18,17 +20,18 @@ import faust
 from models.encoder import Encoder
 from models.segmentation import Segmentation
 from stream.config import Settings
+from stream.core.catalogue import CatalogueRows
 from stream.core.pipeline import Pipeline
 from stream.core.replay_tracker import ReplayTracker
 from stream.factories import encoder_for
-from stream.kafka import ensure_topics, wait_for_broker
+from stream.kafka import ensure_topics, users_partition, wait_for_broker
 from stream.logs import throttle_client_logs
-from stream.worker import agents, broker_watch, held, model_sync, replay_hooks, web
+from stream.worker import agents, broker_watch, catalogue, held, model_sync, replay_hooks, sizes, web
 from stream.worker.broker_watch import BrokerWatch
 from stream.worker.consumer_patch import adapt_faust_consumer
 from stream.worker.context import WorkerContext
 from stream.worker.recovery import forget_other_cluster, use_self_healing_recovery
-from stream.worker.store import FaustCatalogue, FaustUserStore, Tables, use_key_partitioned_rocksdb
+from stream.worker.store import FaustUserStore, Tables, use_key_partitioned_rocksdb
 from stream.worker.topics import Topics
 
 
@@ -84,17 +87,19 @@ def build_worker(
         topics=topics,
         tables=tables,
         users=FaustUserStore(tables.users, settings.partitions, active_partitions),
-        catalogue=FaustCatalogue(tables.item_vectors),
+        catalogue=CatalogueRows(encoder.dim),
         encoder=encoder,
         local=segmentation,
-        pipeline=Pipeline(settings, segmentation, replay),
+        pipeline=Pipeline(settings, segmentation, replay, partition_of=users_partition(settings.partitions)),
         replay=replay,
         broker_healthy=lambda: watch.healthy,
     )
     agents.register(ctx)
+    catalogue.register(ctx)
     owner = model_sync.register(ctx)
     replay_hooks.register(ctx)
     held.register(ctx)
+    sizes.register(ctx)
     broker_watch.register(ctx, watch)
     web.register(ctx, owner)
     return ctx
@@ -111,7 +116,7 @@ def run_worker(settings: Settings, loglevel: str, replay: ReplayTracker | None =
     install_faust_adjustments(settings, replay)
     throttle_client_logs()
     encoder = encoder_for(settings)
-    segmentation = model_sync.read_published(settings, encoder.dim)
+    segmentation = model_sync.read_published(settings, encoder)
     ctx = build_worker(settings, encoder, segmentation, replay, BrokerWatch(settings.bootstrap, cluster_id))
     sys.argv = [
         "segstream", "worker", "--loglevel", loglevel,

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 import signal
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -67,7 +68,15 @@ def exit_worker(ctx: WorkerContext, reason: str) -> None:
     ctx.exit_reason = reason
     log.error("%s; stopping", reason)
     os.kill(os.getpid(), signal.SIGTERM)
-    asyncio.get_running_loop().call_later(HARD_EXIT_AFTER_S, os._exit, 1)
+    asyncio.get_running_loop().call_later(HARD_EXIT_AFTER_S, hard_exit, reason)
+
+
+def hard_exit(reason: str) -> None:
+    """A shutdown that hangs (Faust committing to a cluster that lost the topics) ends here, still
+    with the reason as the last line."""
+    print(f"segstream worker: {reason} (stopped without a clean shutdown after {HARD_EXIT_AFTER_S:g} s)",
+          file=sys.stderr, flush=True)
+    os._exit(1)
 
 
 async def check(ctx: WorkerContext, watch: BrokerWatch) -> None:

@@ -27,12 +27,24 @@ import asyncio
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
 from stream.kafka import confirmed_end_offsets
 
 RETRY_BACKOFF_MS = 500
+
+
+def own_reader(bootstrap: str, fetch_max_wait_ms: int) -> AIOKafkaConsumer:
+    """A consumer of the worker's own, outside Faust's group (nothing committed), for topics
+    every worker reads whole (the model, the catalogue), tuned as Faust's consumer is here."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=fetch_max_wait_ms,
+        retry_backoff_ms=RETRY_BACKOFF_MS,
+    )
 
 
 def adapt_faust_consumer(

@@ -16,7 +16,8 @@ from stream.config import Settings
 from stream.contract.records import shown
 from stream.core.pipeline import Pipeline
 from stream.core.replay_tracker import ReplayTracker
-from stream.worker.store import FaustCatalogue, FaustUserStore, Tables
+from stream.core.catalogue import CatalogueRows
+from stream.worker.store import FaustUserStore, Tables
 from stream.worker.topics import Topics
 
 
@@ -47,6 +48,7 @@ class Counters:
     items: int = 0
     batches: int = 0
     swept: int = 0
+    forwarded: int = 0  # input events sent on to their user's partition
     updates_received: int = 0
 
     def as_dict(self) -> dict[str, Any]:
@@ -67,7 +69,7 @@ class WorkerContext:
     topics: Topics
     tables: Tables
     users: FaustUserStore
-    catalogue: FaustCatalogue
+    catalogue: CatalogueRows
     encoder: Encoder
     local: Segmentation
     pipeline: Pipeline

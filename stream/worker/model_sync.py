@@ -15,10 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import faust
-from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 from confluent_kafka import KafkaException
 
+from models.encoder import Encoder
+from models.fingerprint import EncoderFingerprint, mismatch
 from models.segmentation import ModelUpdate, Segmentation, SegmentationParams
 from stream.config import Settings
 from stream.contract.records import DeadLetter, Source, shown
@@ -26,7 +27,8 @@ from stream.core.owner import ModelOwner, RefusedUpdate
 from stream.core.sweep import Sweeper
 from stream.factories import new_segmentation, segmentation_params
 from stream.kafka import read_last_value
-from stream.worker.consumer_patch import RETRY_BACKOFF_MS
+from stream.worker.broker_watch import exit_worker
+from stream.worker.consumer_patch import own_reader
 from stream.worker.context import WorkerContext, survive
 from stream.worker.output import emit, send_dead_letter
 
@@ -35,20 +37,55 @@ T = TypeVar("T")
 OWNER_RETRY_S = 2.0
 
 
-def read_published(settings: Settings, dim: int) -> Segmentation:
-    """The last segmentation published on the model topic, or a new one when it is empty."""
+class ForeignModel(SystemExit):
+    """The model topic holds a model another encoder made: its centroids mean nothing to this
+    worker's vectors (models/fingerprint.py). A SystemExit, so that a worker meeting it at
+    start exits non-zero with this one line and no traceback."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"segstream worker: {reason}")
+        self.reason = reason
+
+
+def read_published(settings: Settings, encoder: Encoder) -> Segmentation:
+    """The last segmentation published on the model topic, or a new one for ``encoder`` when
+    it is empty; ForeignModel when another encoder made it."""
     raw = read_last_value(settings.bootstrap, settings.topic_model)
     if raw is None:
-        return new_segmentation(settings, dim)
+        return new_segmentation(settings, encoder.dim, encoder.fingerprint)
     try:
-        segmentation = Segmentation.from_bytes(raw, segmentation_params(settings), dim)
+        segmentation = Segmentation.from_bytes(raw, segmentation_params(settings), encoder.dim)
     except (ValueError, KeyError, AttributeError, TypeError) as exc:
         raise SystemExit(
             f"{settings.topic_model} does not hold a model this worker can use ({exc}). Use another "
             "SEGSTREAM_APP_ID and SEGSTREAM_TOPIC_MODEL for a different configuration."
         ) from exc
+    check_encoder(segmentation, encoder.fingerprint, settings.topic_model)
     log.info("model loaded: version %s, seeded=%s", segmentation.version, segmentation.model.seeded)
     return segmentation
+
+
+def check_encoder(segmentation: Segmentation, ours: EncoderFingerprint, topic: str) -> None:
+    """ForeignModel when another encoder made ``segmentation``. A snapshot that does not say
+    (published before snapshots recorded their encoder) is taken as this encoder's, with a
+    warning, and says so from its next publication on."""
+    why = mismatch(segmentation.encoder, ours)
+    if why:
+        raise ForeignModel(foreign_model_reason(topic, why))
+    if segmentation.encoder is None:
+        log.warning(
+            "the model on %s (version %d) does not record its encoder (published by an older segstream); "
+            "taking it as made with this worker's encoder %s", topic, segmentation.version, ours,
+        )
+        segmentation.encoder = ours
+
+
+def foreign_model_reason(topic: str, why: str) -> str:
+    return (
+        f"the model on {topic!r} {why}; start this worker with the encoder that made it "
+        "(SEGSTREAM_MODEL_PATH, SEGSTREAM_ENCODER_PRECISION) or with model topics of its own "
+        "(--app-id, --topic-model, --topic-model-updates)"
+    )
 
 
 class OwnerShell:
@@ -73,9 +110,12 @@ class OwnerShell:
         does not answer now."""
         settings = self.ctx.settings
         try:
-            published = await self._in_thread(read_published, settings, self.ctx.local.model.dim)
+            published = await self._in_thread(read_published, settings, self.ctx.encoder)
         except KafkaException as exc:
             log.warning("model owner: the published model could not be read (%s); trying again", shown(exc))
+            return None
+        except ForeignModel as exc:
+            exit_worker(self.ctx, exc.reason)
             return None
         self.owner = ModelOwner(published, settings.model_publish_interval_s, settings.seed_idle_s)
         log.info("model owner: version %d, updates applied up to offset %d",
@@ -84,8 +124,11 @@ class OwnerShell:
 
     async def receive(self, raw: bytes, offset: int) -> None:
         """Learn the update at ``offset``; one the owner cannot read or must not learn becomes a
-        dead letter instead. Waits (unacknowledged) while the published model cannot be read."""
+        dead letter instead. Waits (unacknowledged) while the published model cannot be read,
+        unless the worker stops itself (another cluster, a broker gone for good: broker_watch)."""
         while (owner := self.owner or await self._load()) is None:
+            if self.ctx.exit_reason:
+                return
             await asyncio.sleep(OWNER_RETRY_S)
         source = Source(self.ctx.settings.topic_model_updates, 0, offset)
         try:
@@ -115,14 +158,10 @@ class OwnerShell:
 
 
 async def follow(ctx: WorkerContext, new_version: asyncio.Event) -> None:
-    """Adopt every newer version published on the model topic; a new one calls for a sweep."""
+    """Adopt every newer version published on the model topic; a new one calls for a sweep.
+    One that another encoder made stops the worker."""
     settings = ctx.settings
-    reader = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap,
-        enable_auto_commit=False,
-        fetch_max_wait_ms=settings.fetch_max_wait_ms,
-        retry_backoff_ms=RETRY_BACKOFF_MS,
-    )
+    reader = own_reader(settings.bootstrap, settings.fetch_max_wait_ms)
     await reader.start()
     try:
         tp = TopicPartition(settings.topic_model, 0)
@@ -133,7 +172,14 @@ async def follow(ctx: WorkerContext, new_version: asyncio.Event) -> None:
         while True:
             batches = await reader.getmany(timeout_ms=1000)
             records = [r for rs in batches.values() for r in rs]
-            if records and ctx.local.adopt(_readable(records[-1].value, params, ctx.local.model.dim)):
+            if not records:
+                continue
+            published = _readable(records[-1].value, params, ctx.local.model.dim)
+            why = mismatch(published.encoder, ctx.encoder.fingerprint)
+            if why:
+                exit_worker(ctx, foreign_model_reason(settings.topic_model, why))
+                return
+            if ctx.local.adopt(published):
                 new_version.set()
     finally:
         await reader.stop()

@@ -27,8 +27,7 @@ async def catalogue_first(ctx: WorkerContext) -> None:
 async def after_batch(ctx: WorkerContext, messages: list[Message]) -> None:
     if ctx.replay.finished:
         return
-    for message in messages:
-        ctx.replay.observe(message.source)
+    ctx.replay.observe_batch(message.source for message in messages)
     await next_step(ctx)
 
 
@@ -41,9 +40,9 @@ async def next_step(ctx: WorkerContext) -> None:
     """Once caught up: go on live, or ask the model owner for the final rebuild."""
     step = ctx.replay.next_step(ctx.local.version)
     if step == "live":
-        log.info("replay caught up: %s; now live", ctx.replay.progress())
+        log.info("%s; now live", ctx.replay.line())
     elif step == "rebuild":
-        log.info("replay caught up: %s; asking the model owner for a %s rebuild", ctx.replay.progress(), ctx.replay.rebuild)
+        log.info("%s; asking the model owner for a %s rebuild", ctx.replay.line(), ctx.replay.rebuild)
         request = ctx.local.new_update()
         request.stats.rebuild = ctx.replay.rebuild
         await send_update(ctx, request)
@@ -58,4 +57,4 @@ def register(ctx: WorkerContext) -> None:
     async def report_replay() -> None:
         if not ctx.replay.finished:
             await survive("the replay's next step", next_step(ctx))
-            log.info("replay: %s", ctx.replay.progress())
+            log.info("%s", ctx.replay.line())

@@ -1,4 +1,4 @@
-"""The worker's tables: users (partitioned like the inputs) and the catalogue (global).
+"""The worker's table of users, partitioned like the inputs (the catalogue: stream/worker/catalogue.py).
 
 Faust's RocksDB store puts a row in the database of the partition of the event being processed.
 Our tables are written after a micro-batch, outside any single event, and use
@@ -18,10 +18,9 @@ from faust.stores import STORES
 from faust.stores.rocksdb import Store as RocksDBStore
 
 from stream.config import Settings
-from stream.core.catalogue import CatalogueItem
 from stream.core.user_state import UserState
 from stream.core.user_store import UserStore
-from stream.kafka import CATALOGUE_TABLE, USERS_TABLE, key_partition
+from stream.kafka import USERS_TABLE, key_partition
 
 
 class KeyPartitionedRocksDB(RocksDBStore):
@@ -51,14 +50,13 @@ def use_key_partitioned_rocksdb() -> None:
 @dataclass
 class Tables:
     users: Any  # faust Table: user id -> UserState row
-    item_vectors: Any  # faust GlobalTable: item id -> CatalogueItem row
 
     @classmethod
     def declare(cls, app: faust.App, settings: Settings) -> Tables:
         # key_type/value_type bytes make Faust pick the raw codec for the changelogs;
         # use_partitioner: see the module docstring (it also lets sweeps write rows outside events).
         binary = {"key_type": bytes, "value_type": bytes, "partitions": settings.partitions, "use_partitioner": True}
-        return cls(app.Table(USERS_TABLE, **binary), app.GlobalTable(CATALOGUE_TABLE, **binary))
+        return cls(app.Table(USERS_TABLE, **binary))
 
 
 class FaustUserStore(UserStore):
@@ -78,9 +76,21 @@ class FaustUserStore(UserStore):
         for state in states:
             self.table[state.user_id.encode()] = state.to_bytes()
 
+    def holds(self, user_id: str) -> bool:
+        return key_partition(user_id.encode(), self.partitions) in self.active_partitions()
+
     def user_ids(self) -> list[str]:
         active = self.active_partitions()
         return [k.decode() for k in self.table.keys() if key_partition(k, self.partitions) in active]
+
+    def segments_by_partition(self, partitions: set[int]) -> dict[int, list[int | None]]:
+        """Each user's segment, for the users of ``partitions``."""
+        found: dict[int, list[int | None]] = {p: [] for p in partitions}
+        for key, raw in self.table.items():
+            partition = key_partition(key, self.partitions)
+            if partition in found:
+                found[partition].append(UserState.segment_in(raw))
+        return found
 
     def user_ids_holding(self) -> list[str]:
         """This worker's users whose rows hold behaviours for unknown items."""
@@ -89,23 +99,3 @@ class FaustUserStore(UserStore):
             k.decode() for k, raw in self.table.items()
             if key_partition(k, self.partitions) in active and UserState.held_in(raw)
         ]
-
-
-class FaustCatalogue:
-    """The ``item-vectors`` global table as a :class:`~stream.core.catalogue.Catalogue`."""
-
-    def __init__(self, table: Any) -> None:
-        self.table = table
-
-    def get(self, item_id: str) -> CatalogueItem | None:
-        raw = self.table.get(item_id.encode())
-        return None if raw is None else CatalogueItem.from_bytes(raw)
-
-    def knows(self, item_id: str) -> bool:
-        return item_id.encode() in self.table
-
-    def put(self, item_id: str, item: CatalogueItem) -> None:
-        self.table[item_id.encode()] = item.to_bytes()
-
-    def __len__(self) -> int:
-        return len(self.table)

@@ -17,6 +17,7 @@ def health(ctx: WorkerContext, owner: OwnerShell) -> dict[str, Any]:
         "ready": ctx.ready,
         "input_partitions": [f"{topic}:{partition}" for topic, partition in ctx.input_partitions()],
         "catalogue_items": len(ctx.catalogue),
+        "catalogue_caught_up": ctx.catalogue.caught_up,  # read the item-vectors topic to its end at start
         "model": {"version": model.version, "seeded": model.seeded, "k": model.k, "owner": owner.active},
         "broker": {"answers": ctx.broker_healthy()},
         "held_behaviours": ctx.pipeline.waiting.totals(),

@@ -135,3 +135,38 @@ def test_watch_command_prints_the_snapshot(settings_for):
     assert SegmentChange.from_json(json.dumps(lines[0]).encode()).user_id == lines[0]["user_id"]
     [line] = watch("--segment", "1", "--limit", "1")
     assert "user        b" in line and "None -> 1" in line and line.endswith("[snapshot]")
+
+
+def test_a_group_stopped_within_the_snapshot_resumes_it_then_follows_the_changes(settings_for):
+    settings = settings_for(session_timeout_s=2.0)  # Tansu answers a join after half of it
+    users = [f"s{n}" for n in range(30)]
+    produce(settings, settings.topic_membership, [(u, change(u, n % 3)) for n, u in enumerate(users)])
+    env = {**os.environ, **export_to_env(settings)}
+
+    def watch(*flags: str) -> list[dict]:
+        done = subprocess.run(
+            [sys.executable, "-m", "stream.cli", "watch", "--group", "g", "--json", *flags],
+            env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        return [json.loads(line) for line in done.stdout.splitlines()]
+
+    first = watch("--from-beginning", "--limit", "10")
+    second = watch("--from-beginning", "--limit", "10")
+    # meanwhile a printed user moves and a new one arrives, written as a worker writes them
+    moved = first[0]["user_id"]
+    meanwhile = [(moved, change(moved, 4, previous=first[0]["segment"], version=2)), ("new", change("new", 1, version=2))]
+    for key, value in meanwhile:
+        produce(settings, settings.topic_changes, [(key, value)])
+        produce(settings, settings.topic_membership, [(key, value)])
+    third = watch("--stop-after-idle", "3")
+    assert all(d["snapshot"] for d in first + second + third)
+    printed = [d["user_id"] for d in first + second + third]
+    assert sorted(printed) == sorted(users + [moved, "new"])  # every row once, none lost
+    assert {d["user_id"]: d["segment"] for d in third if d["user_id"] in (moved, "new")} == {moved: 4, "new": 1}
+
+    # past the snapshot, the group follows the changes only
+    produce(settings, settings.topic_changes, [("later", change("later", 2, version=3))])
+    produce(settings, settings.topic_membership, [("later", change("later", 2, version=3))])
+    fourth = watch("--from-beginning", "--stop-after-idle", "3")
+    assert [(d["user_id"], d["snapshot"]) for d in fourth] == [("later", False)]

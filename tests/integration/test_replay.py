@@ -1,14 +1,33 @@
 """``segstream replay`` against the real broker and model: on top of the current state (every
-event recognised as applied), and fresh with only the final membership published (two replays
-give the same segments)."""
+event recognised as applied), fresh with only the final membership published to its own topics
+or, told so, to the live ones (two replays give the same segments), live workers started on its
+result with the command it prints, a start from a broker timestamp, and a worker refusing a
+model another encoder made."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
 from collections import defaultdict
+from pathlib import Path
 
 from kafka_io import drain, produce
 
+from models.encoder import Encoder
+from models.fingerprint import EncoderFingerprint
+from stream.config import export_to_env
 from stream.datasets import movielens
+from stream.factories import new_segmentation
+from stream.kafka import ensure_topics, key_partition, read_last_value
+from stream.replay import plan_offsets
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def behavior(user: str, n: int, item: str, day: int) -> dict:
@@ -49,6 +68,8 @@ def test_replay_on_top_of_current_state_applies_nothing_twice_then_goes_live(set
     replay.wait_until(lambda h: h["counters"]["duplicates"] == n_events, 30, "every event seen")
     assert replay.health()["counters"]["applied"] == 0
     assert all(replay.get(f"/users/{u}")[1]["events"] == 4 for u in users)
+    log = replay.log_path.read_text()
+    assert f"replay: {n_events:,} of {n_events:,} events (100%), " in log and "{'events'" not in log
 
     # After catching up, the same worker goes on live.
     produce(settings, settings.topic_behaviors, [("u0", behavior("u0", 99, "1", 10))])
@@ -56,33 +77,113 @@ def test_replay_on_top_of_current_state_applies_nothing_twice_then_goes_live(set
     assert replay.get("/users/u0")[1]["events"] == 5
 
 
-def test_two_fresh_replays_publish_the_same_final_membership(settings_for, start_worker):
+def rows(settings, topic: str) -> list[str]:
+    """Everything on ``topic``, in an order that does not depend on how partitions interleave."""
+    return sorted(json.dumps(row, sort_keys=True) for row in drain(settings, topic))
+
+
+def printed(worker, command: str) -> list[str]:
+    """The flags of the ``segstream COMMAND ...`` line a fresh replay printed."""
+    lines = worker.log_path.read_text().splitlines()
+    line = next(line for line in lines if line.strip().startswith(f"segstream {command} "))
+    return shlex.split(line)[2:]
+
+
+def final_membership(events: list[tuple[str | None, dict]]) -> dict[str, int]:
+    """User -> segment of the final membership events (reason replay), one per user."""
+    replayed = [(user, change) for user, change in events if change["reason"] == "replay"]
+    assert all(change["mode"] == "replay" for _, change in replayed)
+    assert len(replayed) == len({user for user, _ in replayed})
+    return {user: change["segment"] for user, change in replayed}
+
+
+def test_fresh_replays_write_their_own_topics_unless_told_to_publish_to_live_and_agree(settings_for, start_worker):
     settings, users, n_events = applied_then_stopped(settings_for, start_worker)
-    live_changes = len(drain(settings, settings.topic_changes))
+    live = {topic: rows(settings, topic) for topic in (settings.topic_changes, settings.topic_membership)}
 
     finals = []
-    for _ in range(2):
-        replay = start_worker(settings, ["replay", "--from-beginning", "--fresh", "--final-membership-only"])
+    for flags in ([], ["--publish-to-live"]):
+        replay = start_worker(settings, ["replay", "--from-beginning", "--fresh", "--final-membership-only", *flags])
         health = replay.wait_until(lambda h: h["replay"]["finished"], 120, "the final membership")
         assert health["counters"]["applied"] == n_events and health["model"]["seeded"]
         replay.stop()
-        finals.append(drain(settings, settings.topic_changes))
+        fresh = build_settings_from(settings, printed(replay, "worker"))
+        if flags:  # the live topics: what they held, and one final membership event per user
+            published = drain(settings, settings.topic_changes)
+            finals.append(final_membership(published))
+            assert len(published) == len(live[settings.topic_changes]) + len(users)
+            continue
+        assert {topic: rows(settings, topic) for topic in live} == live  # the live topics are untouched
+        own = drain(settings, fresh.topic_changes)
+        assert len(own) == len(users)  # nothing but the final membership
+        finals.append(final_membership(own))
+        assert final_membership(drain(settings, fresh.topic_membership)) == finals[0]
+        assert printed(replay, "watch") == [
+            f"--bootstrap={settings.bootstrap}", f"--topic-changes={fresh.topic_changes}",
+            f"--topic-membership={fresh.topic_membership}", "--from-beginning",
+        ]
+        model = json.loads(read_last_value(settings.bootstrap, fresh.topic_model))
+        assert re.fullmatch("[0-9a-f]{16}", model["encoder"]["digest"])
+        first_result = printed(replay, "worker")
 
-    # Nothing but the final membership: one event per user and replay, reason replay; a
-    # user's events share a partition, so the first replay's come first.
-    published = finals[1]
-    assert sum(c["reason"] != "replay" for _, c in published) == live_changes
-    replayed = defaultdict(list)
-    for user, change in published:
-        if change["reason"] == "replay":
-            assert change["mode"] == "replay"
-            replayed[user].append(change["segment"])
-    assert sorted(replayed) == sorted(users) and all(len(s) == 2 for s in replayed.values())
-    segment_of = [{u: s[n] for u, s in replayed.items()} for n in (0, 1)]
-    assert segment_of[0] == segment_of[1]
+    assert sorted(finals[0]) == sorted(users) and finals[0] == finals[1]
     groups = defaultdict(set)
-    for user, segment in segment_of[0].items():
+    for user, segment in finals[0].items():
         groups[int(user[1:]) % 2].add(segment)
     assert groups[0].isdisjoint(groups[1]) and all(len(g) == 1 for g in groups.values())
     membership = {k: v["segment"] for k, v in drain(settings, settings.topic_membership)}  # latest per user
-    assert membership == segment_of[1]
+    assert membership == finals[1]
+    live_on_result(start_worker, settings, first_result, finals[0])
+
+
+def build_settings_from(settings, worker_flags: list[str]):
+    """``settings`` with the values the printed worker command gives."""
+    values = dict(flag.removeprefix("--").split("=", 1) for flag in worker_flags)
+    return dataclasses.replace(settings, **{name.replace("-", "_"): value for name, value in values.items()})
+
+
+def live_on_result(start_worker, settings, worker_flags: list[str], membership: dict[str, int]) -> None:
+    """A live worker started with the printed command serves the replay's result and goes on from it."""
+    worker = start_worker(settings, ["worker", *worker_flags])
+    fresh = build_settings_from(settings, worker_flags)
+    assert {u: worker.get(f"/users/{u}")[1]["segment"] for u in membership} == membership
+    events = [("u0", behavior("u0", 99, "1", 10)), ("late", behavior("late", 0, "1", 10))]
+    produce(settings, settings.topic_behaviors, events)
+    worker.wait_until(lambda h: h["counters"]["applied"] == 2, 60, "live events")
+    assert worker.get("/users/u0")[1]["events"] == 5
+    assert worker.get("/users/late")[1]["segment"] is not None
+    assert any(user == "late" for user, _ in drain(settings, fresh.topic_changes))
+    worker.stop()
+
+
+def test_a_replay_from_a_timestamp_never_starts_before_it(settings_for):
+    settings = settings_for()
+    one = [u for u in (f"n{n}" for n in range(200)) if key_partition(u.encode(), settings.partitions) == 0][:5]
+    produce(settings, settings.topic_behaviors, [(f"o{n}", behavior(f"o{n}", 0, "1", 0)) for n in range(40)])
+    time.sleep(0.2)
+    cut = int(time.time() * 1000)
+    time.sleep(0.2)
+    # newer records on partition 0 only: Tansu answers offset 0 for the partitions of older records
+    produce(settings, settings.topic_behaviors, [(u, behavior(u, 0, "1", 1)) for u in one])
+    start, end = plan_offsets(settings, cut)
+    newer = {tp: end[tp] - start[tp] for tp in start if tp[0] == settings.topic_behaviors}
+    assert newer == {(settings.topic_behaviors, p): 5 if p == 0 else 0 for p in range(settings.partitions)}
+    assert all(start[tp] == end[tp] == 0 for tp in start if tp[0] == settings.topic_reviews)
+
+
+def test_a_worker_refuses_a_model_another_encoder_made(settings_for, encoder: Encoder):
+    settings = settings_for(k=2, seed_users=10)
+    foreign = dataclasses.replace(settings, topic_model=f"{settings.app_id}-foreign-model")
+    ensure_topics(foreign)
+    theirs = EncoderFingerprint("0123456789abcdef", "other-model/model_quantized.onnx, int8, 384-d, 256 tokens")
+    produce(settings, foreign.topic_model, [("model", new_segmentation(settings, encoder.dim, theirs).to_bytes())])
+    done = subprocess.run(
+        [sys.executable, "-m", "stream.cli", "worker", f"--topic-model={foreign.topic_model}"],
+        env={**os.environ, **export_to_env(settings), "HF_HUB_OFFLINE": "1"}, cwd=ROOT,
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"segstream worker: the model on '{foreign.topic_model}' was made with encoder {theirs}")
+    assert f"this worker's encoder is {encoder.fingerprint}" in last
+    assert "Traceback" not in done.stderr

@@ -160,11 +160,14 @@ def _owner_pass(table: dict[str, Any]) -> dict[str, Any]:
     run: LocalRun = table["run"]
     owner, model = run.owner, run.segmentation.model
     fill = run.segmentation.new_update()  # segment sizes, and the latest users in the reservoir
+    segments = []
     for n, (user_id, raw) in enumerate(table["rows"].items()):
         state = UserState.from_bytes(raw)
-        fill.stats.move(None, state.segment)
+        segments.append(state.segment)
         if n >= len(table["rows"]) - model.params.reservoir_size:
             fill.stats.observe(user_id, state.vector, state.segment)
+    run.pipeline.census.count(0, segments)
+    fill.stats.census = run.pipeline.census.take()
     owner.receive(fill, run.next_offset)
     version, configured = model.version, model.params
     model.params = dataclasses.replace(configured, cold_refresh_every=sys.maxsize)

@@ -71,12 +71,17 @@ def test_seeding_recovers_well_separated_groups_and_sizes_follow_the_sweep():
     assert model.sizes.tolist() == [20, 20, 20, 20]
 
 
-def test_segment_moves_alone_make_no_new_version():
+def test_a_census_alone_makes_no_new_version_and_sizes_sum_the_latest_census_of_each_partition():
     model = model_of(2, 2)
     model.centroids = np.eye(2)
     stats = model.new_stats()
-    stats.move(None, 1)
-    assert not model.learn(stats) and model.version == 0 and model.sizes.tolist() == [0, 1]
+    stats.census = {0: np.array([0, 1]), 3: np.array([2, 2])}
+    assert not model.learn(stats) and model.version == 0 and model.sizes.tolist() == [2, 3]
+    again = model.new_stats()  # partition 3 counted again (a lost or repeated update changes nothing)
+    again.census = {3: np.array([1, 0])}
+    model.learn(again)
+    model.learn(again)
+    assert model.sizes.tolist() == [1, 1]
 
 
 def test_hysteresis_keeps_borderline_users():
@@ -151,10 +156,10 @@ def test_statistics_and_model_roundtrip():
     stats = CentroidStats(2, 4, version=3)
     stats.observe("a", x[0], 1)
     stats.observe("b", x[1], None)
-    stats.move(0, 1)
+    stats.census = {5: np.array([4, 1])}
     back = CentroidStats.from_doc(stats.to_doc())
     np.testing.assert_array_equal(back.sums, stats.sums)
-    assert back.counts.tolist() == [0, 1] and back.size_delta.tolist() == [-1, 1] and back.version == 3
+    assert back.counts.tolist() == [0, 1] and back.census[5].tolist() == [4, 1] and back.version == 3
     assert back.users["b"][0] == -1 and np.allclose(back.users["a"][1], x[0], atol=1e-3)  # float16
 
     unseeded = model_of(2, 4, seed_users=100)

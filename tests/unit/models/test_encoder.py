@@ -481,3 +481,13 @@ def test_batch_size_defaults_to_the_devices(encoder: Encoder) -> None:
     texts = bbc_snippets(per_label=1) + SHORT_TEXTS
     np.testing.assert_allclose(encoder.encode(texts), encoder.encode(texts, batch_size=32), atol=1e-6)
     assert load_settings(env={}).encode_batch_size == 0  # 0: the encoder's own
+
+
+def test_fingerprint_is_stable_and_tells_precisions_and_token_limits_apart(
+    onnx_dir: Path, encoder: Encoder, int8_encoder: Encoder
+) -> None:
+    assert Encoder(onnx_dir, prefer_gpu=False).fingerprint == encoder.fingerprint
+    assert int8_encoder.fingerprint.digest != encoder.fingerprint.digest
+    assert Encoder(onnx_dir, prefer_gpu=False, max_length=64).fingerprint.digest != encoder.fingerprint.digest
+    assert encoder.fingerprint.name == f"{onnx_dir.name}/model.onnx, fp32, 384-d, {encoder.max_length} tokens"
+    assert int8_encoder.fingerprint.name.startswith(f"{onnx_dir.name}/model_quantized.onnx, int8, ")

@@ -47,7 +47,7 @@ def test_a_worker_adopts_only_newer_publications_and_sweeps_only_for_new_version
     owner, worker = seeded(), Segmentation.new(PARAMS, 2)
     assert worker.adopt(Segmentation.from_bytes(owner.to_bytes(), PARAMS, 2))
     moves = owner.new_update()
-    moves.stats.move(None, 0)
+    moves.stats.census = {0: np.array([1, 0])}
     owner.learn(moves, 1)  # sizes only: same version, later offset
     assert not worker.adopt(Segmentation.from_bytes(owner.to_bytes(), PARAMS, 2))
     assert worker.model.sizes.tolist() == owner.model.sizes.tolist() and worker.model.updates_offset == 1

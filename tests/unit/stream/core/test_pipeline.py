@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
 
+from models.segmentation import Segmentation
 from stream.config import load_settings
 from stream.contract.records import Message, Source
 from stream.core.catalogue import CatalogueItem
 from stream.core.local_run import LocalRun
+from stream.core.pipeline import Pipeline
 from stream.core.user_state import UserState
+from stream.factories import segmentation_params
 
 DAY_MS = 86_400_000
 T0_MS = 1_600_000_000_000  # 2020-09-13: a plausible event time, well inside the accepted window
@@ -204,3 +208,51 @@ def test_held_behaviours_apply_when_their_item_arrives_without_another_event():
     (change,) = result.changes
     assert change.user_id == "u3" and change.reason == "event" and change.source == Source(topic, 0, 2)
     assert waiting.totals()["behaviours"] == 1 and result.update is not None
+
+
+def test_events_of_another_partitions_users_are_left_to_forward_and_a_forwarded_one_applies():
+    settings = load_settings(env={}, k=1, seed_users=1)
+    pipeline = Pipeline(settings, Segmentation.new(segmentation_params(settings), 3), partition_of=lambda u: int(u[-1]))
+    topic = settings.topic_behaviors
+    here, there = msg(topic, 0, behavior("u1", 0, "a1"), partition=1), msg(topic, 1, behavior("u2", 0, "a1"), partition=1)
+    keyless = Message(topic, 1, 2, None, json.dumps(behavior("u3", 0, "a1")).encode())
+    prepared = pipeline.prepare([here, there, keyless])
+    assert [p.event.user_id for p in prepared.parsed] == ["u1"]
+    assert prepared.foreign == [(there, "u2"), (keyless, "u3")]
+    forwarded = dataclasses.replace(there, forwarded=True)  # on partition 2 it comes under its first position
+    assert [p.message.source for p in pipeline.prepare([forwarded]).parsed] == [Source(topic, 1, 1)]
+
+
+def test_published_sizes_are_the_census_of_the_rows():
+    h = Harness(k=2, seed_users=4)
+    topic = h.settings.topic_behaviors
+    h.run([msg(topic, n, behavior(f"u{n}", 0, item)) for n, item in enumerate(["a1", "a2", "b1", "b2", "a1", "b1"])])
+    segmented = [h.state(f"u{n}").segment for n in range(6)]
+    assert None not in segmented
+    assert h.model.sizes.tolist() == np.bincount(segmented, minlength=2).tolist()
+
+
+def test_reviews_already_applied_are_not_encoded_again_and_count_as_duplicates():
+    settings = load_settings(env={}, k=1, seed_users=1)
+    encoded: list[str] = []
+
+    def encode(texts: list[str]) -> np.ndarray:
+        encoded.extend(texts)
+        return np.tile(np.array([[1.0, 0.0, 0.0]], dtype=np.float32), (len(texts), 1))
+
+    run = LocalRun(settings, 3, {}, encode=encode)
+    topic = settings.topic_reviews
+    reviews = [
+        {"event_id": f"r{n}", "user_id": f"u{n % 2}", "item_id": "i", "text": f"text {n}", "ts": T0_MS + n}
+        for n in range(4)
+    ]
+    run.batch([msg(topic, n, r) for n, r in enumerate(reviews)])
+    assert len(encoded) == 4
+    encoded.clear()
+    # a replay of the same records, the same event at another offset, and one new review
+    again = [msg(topic, n, r) for n, r in enumerate(reviews)]
+    again += [msg(topic, 9, reviews[0]), msg(topic, 10, {**reviews[1], "event_id": "r-new", "text": "new"})]
+    result = run.batch(again)
+    assert encoded == ["new"]
+    assert (result.applied, result.duplicates) == (1, 5)
+    assert run.users.get("u1").reviews == 3

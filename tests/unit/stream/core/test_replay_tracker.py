@@ -1,8 +1,10 @@
 """A worker's replay: what is replayed, progress, catch-up, and the steps after it."""
 
+import re
+
 from stream.contract.changes import SegmentChange
 from stream.contract.records import Source
-from stream.core.replay_tracker import ReplayTracker
+from stream.core.replay_tracker import ReplayTracker, duration
 
 
 def tracker(**kw) -> ReplayTracker:
@@ -68,3 +70,24 @@ def test_a_live_worker_replays_nothing_and_publishes_everything():
     t = ReplayTracker.live()
     assert not t.replaying and t.finished and t.catalogue_ready and t.next_step(1) is None
     assert t.publishes(change("event", "live")) and t.sweep_mode() == "live" and not t.final_version_arrived(5)
+
+
+def test_progress_is_one_readable_line_with_an_eta_once_a_rate_exists():
+    t = ReplayTracker(start={("b", 0): 0}, until={("b", 0): 5000}, started=0.0)
+    assert t.line(now=1.0) == "replay: 0 of 5,000 events (0%), time left unknown"
+    t.observe_batch([Source("b", 0, 999)], now=10.0)  # the first batch starts the rate's clock
+    assert t.rate(now=10.0) is None and t.eta_s(now=10.0) is None and t.progress(now=10.0)["eta_s"] is None
+    t.observe_batch([Source("b", 0, 1999)], now=12.0)
+    assert t.rate(now=12.0) == 500.0 and t.eta_s(now=12.0) == 6.0
+    assert t.line(now=12.0) == "replay: 2,000 of 5,000 events (40%), 500/s, about 6 s left"
+    assert (t.progress(now=12.0)["events_per_s"], t.progress(now=12.0)["eta_s"]) == (500.0, 6.0)
+    t.observe_batch([Source("b", 0, 4999)])
+    assert t.line().startswith("replay: 5,000 of 5,000 events (100%), ") and "caught up after" in t.line()
+    assert t.eta_s() == 0.0
+    one_batch = ReplayTracker(start={("b", 0): 0}, until={("b", 0): 10})
+    one_batch.observe_batch([Source("b", 0, 9)])
+    assert re.fullmatch(r"replay: 10 of 10 events \(100%\), caught up after \d+ s", one_batch.line())
+
+
+def test_durations_are_as_precise_as_an_estimate_deserves():
+    assert [duration(s) for s in (4.6, 89, 600, 5340, 5399, 7500)] == ["5 s", "89 s", "10 min", "89 min", "1 h 30 min", "2 h 5 min"]

@@ -72,3 +72,13 @@ def test_nothing_is_swept_before_the_model_is_seeded():
     run.users.put_many([UserState("u0")])
     assert [c.swept for c in Sweeper(run.pipeline, run.users, 5).chunks()] == [1]
     assert not any(c.changes for c in Sweeper(run.pipeline, run.users, 5).chunks())
+
+
+def test_users_handed_to_another_worker_between_chunks_are_not_swept():
+    run = seeded_run(users=6)
+    held = {f"u{n}" for n in range(6)}
+    run.users.holds = held.__contains__  # the worker's partitions, as a rebalance changes them
+    chunks = Sweeper(run.pipeline, run.users, per_version=6, chunk=3).chunks(final=True)
+    assert set(next(chunks).states) == {"u0", "u1", "u2"}
+    held -= {"u4", "u5"}  # revoked between two chunks: their rows are the new holder's to write
+    assert set(next(chunks).states) == {"u3"}

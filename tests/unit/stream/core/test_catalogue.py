@@ -1,0 +1,19 @@
+"""A worker's copy of the item-vectors topic: rows in, tombstones out, foreign records skipped."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stream.core.catalogue import CatalogueItem, CatalogueRows
+
+
+def test_rows_tombstones_and_records_no_worker_wrote():
+    rows = CatalogueRows(dim=2)
+    item = CatalogueItem(np.array([0.6, 0.8], dtype=np.float32), ("Drama",))
+    rows.put_row(b"i1", item.to_bytes())
+    assert rows.knows("i1") and rows.get("i1").categories == ("Drama",) and len(rows) == 1
+    for key, raw in ((b"i2", b"not a row"), (b"i4", b"\x01"), (b"i3", CatalogueItem(np.ones(3, np.float32), ()).to_bytes()), (None, item.to_bytes())):
+        rows.put_row(key, raw)
+    assert len(rows) == 1
+    rows.put_row(b"i1", None)
+    assert not rows.knows("i1") and rows.get("i1") is None
