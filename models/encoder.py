@@ -8,13 +8,13 @@ numpy: a worker whose cache is already populated starts without torch, onnx or o
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import joblib
 import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
@@ -36,21 +36,10 @@ _INPUT_SOURCES = {"input_ids": "ids", "attention_mask": "attention_mask", "token
 
 
 def physical_cores() -> int:
-    """Physical cores among the CPUs this process may run on (hyper-threads counted once)."""
-    try:
-        cpus = os.sched_getaffinity(0)
-    except AttributeError:  # not Linux
-        return max(1, (os.cpu_count() or 2) // 2)
-    cores = set()
-    for cpu in cpus:
-        topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
-        try:
-            cores.add(
-                ((topology / "physical_package_id").read_text().strip(), (topology / "core_id").read_text().strip())
-            )
-        except OSError:
-            cores.add(("cpu", str(cpu)))
-    return max(1, len(cores))
+    """The CPUs this process should use, as joblib counts them: the physical cores (hyper-threads
+    counted once), or fewer when its CPU affinity, its cgroup CPU quota (a container's --cpus, a
+    pod's CPU limit, rounded up) or LOKY_MAX_CPU_COUNT allow fewer."""
+    return max(1, joblib.cpu_count(only_physical_cores=True))
 
 
 def select_providers(available: Sequence[str], prefer_gpu: bool = True) -> list[str]:

@@ -42,6 +42,20 @@ def read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
+def check_model_folder(src: Path) -> None:
+    """ValueError saying what is missing unless ``src`` is a folder :func:`export_onnx` reads: a
+    sentence-transformers or Hugging Face folder with config.json and a fast tokenizer."""
+    if not src.is_dir():
+        raise ValueError(f"{src} is not a folder")
+    hf_dir = src / _st_modules(src).get("Transformer", "")
+    missing = [name for name in ("config.json", "tokenizer.json") if not (hf_dir / name).is_file()]
+    if missing:
+        raise ValueError(
+            f"{src} is not a model folder: no {' or '.join(missing)} "
+            "(expected a sentence-transformers or Hugging Face BERT-family folder)"
+        )
+
+
 def _st_modules(src: Path) -> dict[str, str]:
     """Map sentence-transformers module kind (Transformer, Pooling, ...) to its sub-path.
 
@@ -168,8 +182,7 @@ def export_onnx(model_path: Path | None, cache_dir: Path) -> Path:
     looks complete. Concurrent exporters race harmlessly: the loser discards its copy.
     """
     src = (Path(model_path) if model_path is not None else default_model_path()).resolve()
-    if not src.is_dir():
-        raise FileNotFoundError(f"model folder {src} does not exist")
+    check_model_folder(src)
     modules = _st_modules(src)
     hf_dir = src / modules.get("Transformer", "")
     target = Path(cache_dir) / f"{src.name}-{_fingerprint(src)}"

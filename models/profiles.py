@@ -22,10 +22,9 @@ half-lives of event time, so the weights stay far from float overflow). ``to_doc
 and the stored values verbatim, so a restored object reads exactly the same numbers.
 
 Memory is bounded per segment: past ``max_terms`` terms (or ``max_items`` items) the smallest
-counts are dropped in bulk, down to 90% of the bound, so pruning runs once per many inserts.
-Pruning is lossy: a key dropped while small starts again from zero if it comes back, so once
-pruning has run, the counts of such keys depend on arrival order (nothing else does).
-Categories and actions come from small fixed vocabularies and are not bounded.
+counts are dropped in bulk, down to 90% of the bound (lossy: a key dropped while small starts
+from zero if it comes back). Categories and actions (small vocabularies) are not bounded. A term
+shows only once ``term_min_users`` users used it (models/term_privacy.py).
 """
 
 from __future__ import annotations
@@ -39,6 +38,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+from models.term_privacy import Candidates, scrub_contacts, user_hash
 
 __all__ = ["ProfileParams", "SegmentProfiles", "review_terms"]
 
@@ -58,9 +59,10 @@ def review_terms(text: str) -> tuple[str, ...]:
     """Distinct terms of one review, in order of first appearance (binary per document).
 
     Counting a term once per review keeps one long or repetitive review from outweighing
-    many short ones in its segment's portrait.
+    many short ones in its segment's portrait. E-mail addresses, URLs and phone-like numbers
+    are removed first (models/term_privacy.py), so no part of them becomes a term.
     """
-    words = (w for w in _WORD.findall(text.lower()) if w not in ENGLISH_STOP_WORDS)
+    words = (w for w in _WORD.findall(scrub_contacts(text).lower()) if w not in ENGLISH_STOP_WORDS)
     return tuple(dict.fromkeys(words))
 
 
@@ -72,6 +74,7 @@ class ProfileParams:
     half_life_s: float
     max_terms: int = 4000
     max_items: int = 2000
+    term_min_users: int = 1
 
 
 @dataclass(slots=True)
@@ -83,27 +86,30 @@ class _Segment:
     items: dict[str, float] = field(default_factory=dict)
     categories: dict[str, float] = field(default_factory=dict)
     actions: dict[str, float] = field(default_factory=dict)
+    candidates: Candidates = field(default_factory=Candidates)  # terms below the user threshold
 
     def counters(self) -> tuple[dict[str, float], ...]:
         return self.terms, self.items, self.categories, self.actions
 
-    def to_doc(self) -> dict[str, Any]:
-        return {
+    def to_doc(self, candidates: bool) -> dict[str, Any]:
+        doc = {
             "events": self.events,
             "terms": self.terms,
             "items": self.items,
             "categories": self.categories,
             "actions": self.actions,
         }
+        return doc | {"candidates": self.candidates.to_doc()} if candidates else doc
 
     @classmethod
-    def from_doc(cls, doc: dict[str, Any]) -> _Segment:
+    def from_doc(cls, doc: dict[str, Any], with_terms: bool) -> _Segment:
         return cls(
             events=float(doc["events"]),
-            terms={str(t): float(c) for t, c in doc["terms"].items()},
+            terms={str(t): float(c) for t, c in doc["terms"].items()} if with_terms else {},
             items={str(i): float(c) for i, c in doc["items"].items()},
             categories={str(g): float(c) for g, c in doc["categories"].items()},
             actions={str(a): float(c) for a, c in doc["actions"].items()},
+            candidates=Candidates.from_doc(doc.get("candidates")),
         )
 
 
@@ -148,14 +154,19 @@ def _top(scored: Iterable[tuple[str, float]], n: int) -> list[tuple[str, float]]
 class SegmentProfiles:
     """Per-segment decayed term, category, item and action counts for k segments."""
 
-    def __init__(self, k: int, half_life_s: float, max_terms: int = 4000, max_items: int = 2000) -> None:
+    def __init__(
+        self, k: int, half_life_s: float, max_terms: int = 4000, max_items: int = 2000, term_min_users: int = 1
+    ) -> None:
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         if not (half_life_s > 0 and math.isfinite(half_life_s)):
             raise ValueError(f"half_life_s must be positive and finite, got {half_life_s}")
         if max_terms < 1 or max_items < 1:
             raise ValueError(f"max_terms and max_items must be at least 1, got {max_terms}, {max_items}")
+        if term_min_users < 1:
+            raise ValueError(f"term_min_users must be at least 1, got {term_min_users}")
         self.k = k
+        self.term_min_users = term_min_users
         self.half_life_s = float(half_life_s)
         self.max_terms = max_terms
         self.max_items = max_items
@@ -168,7 +179,7 @@ class SegmentProfiles:
 
     @classmethod
     def new(cls, params: ProfileParams) -> SegmentProfiles:
-        return cls(params.k, params.half_life_s, params.max_terms, params.max_items)
+        return cls(params.k, params.half_life_s, params.max_terms, params.max_items, params.term_min_users)
 
     @property
     def empty(self) -> bool:
@@ -177,15 +188,30 @@ class SegmentProfiles:
 
     # --- writing ---------------------------------------------------------------------------
 
-    def add_review(self, segment: int, text: str, ts: float) -> None:
-        """Count each distinct term of one (already cleaned) review once."""
+    def add_review(self, segment: int, text: str, ts: float, user_id: str = "") -> None:
+        """Count each distinct term of one (already cleaned) review by ``user_id`` once."""
         seg = self._segment(segment)
         mass = self._stamp(ts)
         seg.events += mass
+        users = (user_hash(user_id),)
         for term in review_terms(text):
-            seg.terms[term] = seg.terms.get(term, 0.0) + mass
+            self._count_term(seg, term, mass, users)
+        self._bound_terms(seg)
+
+    def _count_term(self, seg: _Segment, term: str, mass: float, users: Iterable[int]) -> None:
+        """A portrait term counts at once, another waits until enough users used it."""
+        if term in seg.terms:
+            seg.terms[term] += mass
+            return
+        promoted = seg.candidates.add(term, mass, users, self.term_min_users)
+        if promoted is not None:
+            seg.terms[term] = promoted
+
+    def _bound_terms(self, seg: _Segment) -> None:
         if len(seg.terms) > self.max_terms:
             seg.terms = _prune(seg.terms, self.max_terms)
+        if len(seg.candidates.counts) > self.max_terms:
+            seg.candidates.keep(_prune(seg.candidates.counts, self.max_terms))
 
     def add_action(
         self, segment: int, item_id: str, categories: Sequence[str], action: str, weight: float, ts: float
@@ -224,13 +250,21 @@ class SegmentProfiles:
         factor = 2.0 ** ((other._anchor - self._anchor) / self.half_life_s)
         for mine, theirs in zip(self._segments, other._segments):
             mine.events += theirs.events * factor
-            for counts, added in zip(mine.counters(), theirs.counters()):
+            for term, count in theirs.terms.items():
+                mine.terms[term] = mine.terms.get(term, 0.0) + mine.candidates.pop(term) + count * factor
+            for term, count in theirs.candidates.counts.items():
+                self._count_term(mine, term, count * factor, theirs.candidates.users.get(term, ()))
+            for counts, added in zip(mine.counters()[1:], theirs.counters()[1:]):
                 for key, count in added.items():
                     counts[key] = counts.get(key, 0.0) + count * factor
-            if len(mine.terms) > self.max_terms:
-                mine.terms = _prune(mine.terms, self.max_terms)
+            self._bound_terms(mine)
             if len(mine.items) > self.max_items:
                 mine.items = _prune(mine.items, self.max_items)
+
+    def forget_user(self, user_id: str) -> None:
+        """A forgotten user leaves the candidate terms' users (counts name no one and stay)."""
+        for seg in self._segments:
+            seg.candidates.forget(user_hash(user_id))
 
     def problem(self) -> str:
         """Why these counts must not be merged ("" when they may): a count or a time that is not
@@ -239,7 +273,7 @@ class SegmentProfiles:
             if ts is not None and not math.isfinite(ts):
                 return f"profile time {ts} is not finite"
         for seg in self._segments:
-            for counts in (*seg.counters(), {"events": seg.events}):
+            for counts in (*seg.counters(), seg.candidates.counts, {"events": seg.events}):
                 if not all(math.isfinite(c) and c >= 0 for c in counts.values()):
                     return "profile counts are not finite and non-negative"
         return ""
@@ -268,6 +302,7 @@ class SegmentProfiles:
         """Multiply every stored count by ``factor`` (when the anchor moves)."""
         for seg in self._segments:
             seg.events *= factor
+            seg.candidates.rescale(factor)
             for counts in seg.counters():
                 for key in counts:
                     counts[key] *= factor
@@ -355,27 +390,35 @@ class SegmentProfiles:
 
     # --- persistence -----------------------------------------------------------------------
 
-    def to_doc(self) -> dict[str, Any]:
-        """JSON-ready; floats are written in shortest round-trip form, so restoring is exact."""
+    def to_doc(self, candidates: bool = False) -> dict[str, Any]:
+        """JSON-ready; floats are written in shortest round-trip form, so restoring is exact.
+        ``candidates``: also the terms below the user threshold, with their users' hashes (a
+        worker's update for the owner only; a published model never carries them)."""
         return {
             "format": _FORMAT,
             "k": self.k,
             "half_life_s": self.half_life_s,
             "max_terms": self.max_terms,
             "max_items": self.max_items,
+            "term_min_users": self.term_min_users,
             "anchor": self._anchor,
             "ref_ts": self._ref_ts,
-            "segments": [s.to_doc() for s in self._segments],
+            "segments": [s.to_doc(candidates) for s in self._segments],
         }
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> SegmentProfiles:
         if doc.get("format") != _FORMAT:
             raise ValueError(f"unsupported segment profiles format {doc.get('format')!r}")
-        profiles = cls(int(doc["k"]), float(doc["half_life_s"]), int(doc["max_terms"]), int(doc["max_items"]))
+        # Written before the user threshold existed: its terms are not known to meet it, and go.
+        with_terms = "term_min_users" in doc
+        profiles = cls(
+            int(doc["k"]), float(doc["half_life_s"]), int(doc["max_terms"]), int(doc["max_items"]),
+            int(doc.get("term_min_users", 1)),
+        )
         if len(doc["segments"]) != profiles.k:
             raise ValueError(f"{len(doc['segments'])} segments stored for k={profiles.k}")
-        profiles._segments = [_Segment.from_doc(s) for s in doc["segments"]]
+        profiles._segments = [_Segment.from_doc(s, with_terms) for s in doc["segments"]]
         profiles._anchor = None if doc["anchor"] is None else float(doc["anchor"])
         profiles._ref_ts = None if doc["ref_ts"] is None else float(doc["ref_ts"])
         return profiles

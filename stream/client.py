@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 from confluent_kafka import KafkaException, Message, TopicPartition
@@ -26,6 +26,7 @@ from stream.config import Settings
 from stream.contract.changes import SegmentChange
 from stream.contract.records import InvalidEvent, Source
 from stream.kafka import confirmed_end_offsets, consumer, read_until_quiet
+from stream.security import librdkafka_security
 
 __all__ = ["SegmentChange", "Source", "Subscriber", "subscribe"]
 
@@ -52,6 +53,9 @@ class Subscriber:
     - ``segments``: only events whose ``segment`` or ``previous_segment`` is one of these (a user
       leaving a watched segment matters too).
     - ``stop_after_idle_s``: the iteration ends once nothing arrived for that long.
+    - ``config``: more librdkafka consumer properties, for every consumer the subscriber opens:
+      how to reach a secured cluster (``security.protocol``, ``sasl.*``, ``ssl.*``) or tuning.
+      The properties its reading depends on (group, commits, where to start) stay its own.
 
     Records that are not valid change events are skipped with a warning: they were written by
     some other producer, and raising would stop every subscriber at the same offset for good.
@@ -69,13 +73,15 @@ class Subscriber:
         poll_timeout_s: float = 0.2,
         stop_after_idle_s: float | None = None,
         session_timeout_s: float = _DEFAULTS.session_timeout_s,
+        config: Mapping[str, Any] | None = None,
     ) -> None:
         self.bootstrap = bootstrap
+        self.cluster = {**(config or {}), "bootstrap.servers": bootstrap}
         self.topic_changes, self.topic_membership = topic_changes, topic_membership
         self.group_id = group_id
         self.segments = None if segments is None else frozenset(segments)
         self.poll_timeout_s, self.stop_after_idle_s = poll_timeout_s, stop_after_idle_s
-        config: dict[str, Any] = {
+        own: dict[str, Any] = {
             "enable.auto.commit": group_id is not None,
             # stored by hand once an event was handed out, so a commit never skips one
             "enable.auto.offset.store": False,
@@ -83,9 +89,9 @@ class Subscriber:
         }
         if group_id is not None:
             # Tansu answers a group join after half the session timeout.
-            config["session.timeout.ms"] = int(session_timeout_s * 1000)
-            config["heartbeat.interval.ms"] = int(session_timeout_s * 250)
-        self._consumer = consumer(bootstrap, group_id or f"segstream-subscriber-{time.time_ns()}", **config)
+            own["session.timeout.ms"] = int(session_timeout_s * 1000)
+            own["heartbeat.interval.ms"] = int(session_timeout_s * 250)
+        self._consumer = consumer(self.cluster, group_id or f"segstream-subscriber-{time.time_ns()}", **own)
         self._in_hand: Message | None = None
         self._snapshot_done: dict[int, int] = {}  # membership partition -> next offset, not yet committed
         self._snapshot_committed_at = time.monotonic()
@@ -132,7 +138,7 @@ class Subscriber:
                 # The reported ends are at most the real ones (Tansu): more duplicates, never a gap.
                 return within, {p: high for p, (_, high) in marks.items()}
         reported = {(self.topic_changes, p): high for p, (low, high) in marks.items() if high > low}
-        confirmed = confirmed_end_offsets(self.bootstrap, reported, timeout_s=3.0)
+        confirmed = confirmed_end_offsets(self.cluster, reported, timeout_s=3.0)
         return None, {p: confirmed.get((self.topic_changes, p), high) for p, (_, high) in marks.items()}
 
     def _committed(self, topic: str, marks: dict[int, tuple[int, int]]) -> dict[int, int]:
@@ -185,7 +191,7 @@ class Subscriber:
         start = {p: max(low, within.get(p, low)) for p, (low, _) in marks.items()}
         ends = {(self.topic_membership, p): high for p, (_, high) in marks.items() if high > start[p]}
         partitions = [TopicPartition(self.topic_membership, p, offset) for p, offset in start.items()]
-        for msg in read_until_quiet(self.bootstrap, partitions, SNAPSHOT_QUIET_S, ends=ends):
+        for msg in read_until_quiet(self.cluster, partitions, SNAPSHOT_QUIET_S, ends=ends):
             change = self._parse(msg, snapshot=True)
             if change is not None and self._wanted(change):
                 self._in_hand = msg
@@ -218,6 +224,10 @@ class Subscriber:
         consumer.store_offsets(offsets=first)
 
     def _parse(self, msg: Message, snapshot: bool) -> SegmentChange | None:
+        """The change in ``msg``; None for a record to skip (a forgotten user's membership
+        tombstone, silently; anything off the contract, with a warning)."""
+        if msg.value() is None:
+            return None
         try:
             return SegmentChange.from_json(msg.value(), snapshot)
         except InvalidEvent as exc:
@@ -244,11 +254,14 @@ class Subscriber:
 
 
 def subscribe(settings: Settings, **options: Any) -> Subscriber:
-    """A :class:`Subscriber` to the topics of ``settings``; ``options`` as Subscriber takes them."""
+    """A :class:`Subscriber` to the topics of ``settings``, secured as they say; ``options`` as
+    Subscriber takes them (a ``config`` given is added to the security properties)."""
+    config = {**librdkafka_security(settings), **options.pop("config", {})}
     return Subscriber(
         settings.bootstrap,
         topic_changes=settings.topic_changes,
         topic_membership=settings.topic_membership,
         session_timeout_s=settings.session_timeout_s,
+        config=config,
         **options,
     )

@@ -40,9 +40,20 @@ class Settings:
     topic_model: str = "segment-model"
     topic_model_updates: str = "segment-model-updates"
     topic_dead_letters: str = "dead-letters"
+    # Kafka security (docs/security.md): every client segstream opens uses these
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "PLAIN"
+    sasl_username: str = ""
+    sasl_password: str = ""
+    ssl_cafile: str = ""
+    ssl_certfile: str = ""
+    ssl_keyfile: str = ""
+    ssl_key_password: str = ""
     # Worker
     web_host: str = "127.0.0.1"
     web_port: int = 6066
+    debug_views: bool = False
+    http_token: str = ""
     store: str = "rocksdb://"
     data_dir: str = field(default_factory=lambda: str(Path(_default_cache_dir()) / "worker"))
     fetch_max_wait_ms: int = 50
@@ -52,6 +63,7 @@ class Settings:
     batch_wait_s: float = 0.2
     broker_wait_s: float = 10.0
     broker_down_exit_s: float = 300.0
+    log_format: str = "plain"
     # Encoder
     model_path: str = ""
     model_cache: str = field(default_factory=lambda: str(Path(_default_cache_dir()) / "models"))
@@ -71,6 +83,7 @@ class Settings:
     earliest_event_time: str = "1990-01-01T00:00:00Z"
     pending_max: int = 500
     seen_items_max: int = 200
+    user_id_salt: str = ""
     # Model
     k: int = 8
     seed_users: int = 200
@@ -81,6 +94,7 @@ class Settings:
     hysteresis: float = 0.02
     model_publish_interval_s: float = 1.0
     sweep_users: int = 2000
+    term_min_users: int = 5
 
     @property
     def action_weights(self) -> dict[str, float]:
@@ -123,6 +137,12 @@ class Settings:
         return f"{self.app_id}-repartition"
 
     @property
+    def topic_forget(self) -> str:
+        """Internal: requests to forget users (``segstream forget``), key = user id, on the
+        user's partition, so the worker holding the user's row applies them."""
+        return f"{self.app_id}-forget"
+
+    @property
     def topic_item_vectors(self) -> str:
         """Internal, compacted: the encoded catalogue, which every worker reads whole."""
         return f"{self.app_id}-item-vectors"
@@ -141,14 +161,29 @@ HELP: dict[str, str] = {
     "topic_model": "output: the centroid model (compacted, one partition)",
     "topic_model_updates": "internal: workers' centroid statistics for the model owner (one partition)",
     "topic_dead_letters": "output: events that could not be applied, with the reason",
+    "security_protocol": "how every Kafka client connects: PLAINTEXT, SSL (TLS), SASL_PLAINTEXT or SASL_SSL "
+    "(SASL over TLS)",
+    "sasl_mechanism": "with SASL_*: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
+    "sasl_username": "with SASL_*: the user name",
+    "sasl_password": "with SASL_*: the password (never printed)",
+    "ssl_cafile": "with SSL or SASL_SSL: PEM file of the CA(s) that signed the brokers' certificates "
+    "(empty: the system's CAs)",
+    "ssl_certfile": "with SSL or SASL_SSL: PEM client certificate, for brokers that ask for one (mTLS)",
+    "ssl_keyfile": "the private key (PEM) of SEGSTREAM_SSL_CERTFILE",
+    "ssl_key_password": "password of SEGSTREAM_SSL_KEYFILE when it is encrypted (never printed)",
     "web_host": "HTTP bind address of the worker",
     "web_port": "HTTP port of the worker (/healthz, /segments, /users/{id})",
+    "debug_views": "serve Faust's debug pages (/table/{name}/{key}/: raw table rows, /router/: the partition "
+    "layout, /graph/, the statistics at /); off: 404",
+    "http_token": "when set, every HTTP page but the probes and /metrics asks for Authorization: Bearer "
+    "<this token> (401 otherwise); empty: no authentication",
     "store": "table store: rocksdb:// (durable, production) or memory:// (rebuilt from changelogs)",
     "data_dir": "where the RocksDB tables live, in a folder per app id",
     "fetch_max_wait_ms": "longest a consumer fetch waits on the broker",
     "session_timeout_s": "consumer group session timeout (Tansu answers a join after half of it)",
     "batch_size": "events per micro-batch",
     "broker_wait_s": "how long a command waits at start for a broker to answer before it exits non-zero",
+    "log_format": "log lines of segstream, Faust and the Kafka clients: plain (time level logger: message) or json (one object a line)",
     "broker_down_exit_s": "a running worker that has not reached its broker for this long exits non-zero "
     "(0: it waits for ever, not ready meanwhile)",
     "batch_wait_s": "longest wait to fill a micro-batch",
@@ -174,6 +209,8 @@ HELP: dict[str, str] = {
     "pending_max": "behaviours on items not yet in the catalogue held per user before the oldest "
     "is dead-lettered",
     "seen_items_max": "items per user remembered so recommendations skip them",
+    "user_id_salt": "when set, user ids are replaced at ingestion by HMAC-SHA256(salt, id) (32 hex "
+    "characters) before anything is stored or sent; empty: ids are kept (docs/privacy.md)",
     "k": "number of segments",
     "seed_users": "users with a vector collected before k-means++ seeds the centroids",
     "seed_idle_s": "with fewer users than that (at least k), the model seeds once no update came for this "
@@ -187,13 +224,73 @@ HELP: dict[str, str] = {
     "model_publish_interval_s": "the model is published at most this often while it changes",
     "sweep_users": "users each worker re-assigns per new model version (round robin over its "
     "users), so memberships follow moving centroids with bounded work",
+    "term_min_users": "a term enters a segment's portrait only once this many distinct users of the "
+    "segment used it (e-mail addresses, URLs and phone numbers never do)",
 }
 
 
 # Settings that take one of a few names (models/precision.py serves the same precisions).
 CHOICES: dict[str, tuple[str, ...]] = {
     "encoder_precision": ("auto", "fp32", "int8", "fp16"),
+    "security_protocol": ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
+    "sasl_mechanism": ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"),
+    "log_format": ("plain", "json"),
 }
+
+
+# Numeric settings are finite and at least 0 unless listed here: (">=" or ">", bound).
+LOWER_BOUNDS: dict[str, tuple[str, float]] = {
+    "partitions": (">=", 1),
+    "replication": (">=", 1),
+    "web_port": (">=", 1),
+    "session_timeout_s": (">", 0),
+    "batch_size": (">=", 1),
+    "half_life_days": (">", 0),
+    "dedup_horizon_days": (">", 0),
+    "k": (">=", 1),
+    "reservoir_users": (">=", 1),
+    "refresh_every": (">=", 1),
+    "model_half_life_updates": (">", 0),
+    "term_min_users": (">=", 1),
+}
+HIGHEST_PORT = 65_535
+SECRET_SUFFIXES = ("_token", "_password", "_salt", "_secret")
+
+
+class SettingError(ValueError):
+    """A setting's value is not accepted; ``name`` is its field name."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"{ENV_PREFIX}{name.upper()}: {problem}")
+        self.name = name
+
+
+def _check_range(name: str, value: float) -> None:
+    op, bound = LOWER_BOUNDS.get(name, (">=", 0))
+    kind = "a whole number" if isinstance(value, int) else "a number"
+    if not math.isfinite(value) or not (value > bound if op == ">" else value >= bound):
+        raise SettingError(name, f"must be {kind} {op} {bound:g}, got {value!r}")
+    if name == "web_port" and value > HIGHEST_PORT:
+        raise SettingError(name, f"must be a port number <= {HIGHEST_PORT}, got {value!r}")
+
+
+def _check_security(settings: Settings) -> None:
+    """What a secured connection needs is there, so a mistake is one line at start rather
+    than a client retrying for ever."""
+    protocol = settings.security_protocol
+    if protocol.startswith("SASL_") and not (settings.sasl_username and settings.sasl_password):
+        raise SettingError("sasl_username", f"SASL ({protocol}) needs SEGSTREAM_SASL_USERNAME and SEGSTREAM_SASL_PASSWORD")
+    files = {"ssl_cafile": settings.ssl_cafile, "ssl_certfile": settings.ssl_certfile, "ssl_keyfile": settings.ssl_keyfile}
+    if not protocol.endswith("SSL"):
+        given = [name for name, path in files.items() if path]
+        if given:
+            raise SettingError(given[0], f"is for SSL or SASL_SSL; SEGSTREAM_SECURITY_PROTOCOL is {protocol}")
+        return
+    if bool(settings.ssl_certfile) != bool(settings.ssl_keyfile):
+        raise SettingError("ssl_keyfile", "a client certificate needs its key: set both SEGSTREAM_SSL_CERTFILE and SEGSTREAM_SSL_KEYFILE")
+    for name, path in files.items():
+        if path and not Path(path).is_file():
+            raise SettingError(name, f"no such file: {path}")
 
 
 def _coerce(raw: str, template: Any) -> Any:
@@ -204,9 +301,15 @@ def _coerce(raw: str, template: Any) -> Any:
             return False
         raise ValueError(f"not a boolean: {raw!r}")
     if isinstance(template, int):
-        return int(raw)
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError(f"not a whole number: {raw!r}") from None
     if isinstance(template, float):
-        return float(raw)
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError(f"not a number: {raw!r}") from None
     return raw
 
 
@@ -221,25 +324,39 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
             try:
                 values[f.name] = _coerce(env[name], getattr(defaults, f.name))
             except ValueError as exc:
-                raise ValueError(f"{name}: {exc}") from exc
+                raise SettingError(f.name, str(exc)) from None
     values.update({k: v for k, v in overrides.items() if v is not None})
     settings = Settings(**values)
-    if settings.k < 1 or settings.seed_users < settings.k:
-        raise ValueError("need k >= 1 and seed_users >= k")
+    for f in dataclasses.fields(Settings):
+        value = getattr(settings, f.name)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            _check_range(f.name, value)
+    if settings.seed_users < settings.k:
+        raise SettingError("seed_users", f"must be at least SEGSTREAM_K ({settings.k}), got {settings.seed_users}")
     try:
         settings.earliest_event_ts  # noqa: B018 - parses
     except ValueError as exc:
-        raise ValueError(f"{ENV_PREFIX}EARLIEST_EVENT_TIME: not an ISO-8601 time: {settings.earliest_event_time!r}") from exc
-    for name, weight in {**settings.action_weights, "review": settings.weight_review}.items():
-        if not (math.isfinite(weight) and weight >= 0):
-            raise ValueError(f"{ENV_PREFIX}WEIGHT_{name.upper()}: must be a non-negative number, got {weight!r}")
+        raise SettingError("earliest_event_time", f"not an ISO-8601 time: {settings.earliest_event_time!r}") from exc
     for name, accepted in CHOICES.items():
         if getattr(settings, name) not in accepted:
-            raise ValueError(
-                f"{ENV_PREFIX}{name.upper()}: unknown value {getattr(settings, name)!r}: "
-                f"expected one of {', '.join(accepted)}"
-            )
+            raise SettingError(name, f"unknown value {getattr(settings, name)!r}: expected one of {', '.join(accepted)}")
+    _check_security(settings)
     return settings
+
+
+def is_secret(name: str) -> bool:
+    """Settings whose value ``segstream config`` and the help do not show (tokens, passwords, salts)."""
+    return name.endswith(SECRET_SUFFIXES)
+
+
+def origins(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[str, str]:
+    """Where each setting's value comes from, as :func:`load_settings` reads them with the same
+    arguments: "flag" (an override), "env" or "default"."""
+    env = os.environ if env is None else env
+    return {
+        f.name: "flag" if overrides.get(f.name) is not None else "env" if ENV_PREFIX + f.name.upper() in env else "default"
+        for f in dataclasses.fields(Settings)
+    }
 
 
 def export_to_env(settings: Settings) -> dict[str, str]:

@@ -33,7 +33,7 @@ def segmentation_params(settings: Settings) -> SegmentationParams:
             half_life_updates=settings.model_half_life_updates,
             margin=settings.hysteresis,
         ),
-        ProfileParams(settings.k, settings.half_life_s, PROFILE_MAX_TERMS, PROFILE_MAX_ITEMS),
+        ProfileParams(settings.k, settings.half_life_s, PROFILE_MAX_TERMS, PROFILE_MAX_ITEMS, settings.term_min_users),
     )
 
 

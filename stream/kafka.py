@@ -17,6 +17,11 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from stream.config import Settings
 from stream.logs import LIBRDKAFKA
+from stream.security import librdkafka_security
+
+# librdkafka properties that name a cluster and how to reach it: bootstrap.servers and the
+# security properties (cluster_config), plus, for a Subscriber, the caller's own.
+Cluster = Mapping[str, Any]
 
 # Every confluent-kafka client: librdkafka's lines through Python logging (not raw on stderr),
 # and a broker that does not answer retried every half second, then up to every five.
@@ -60,44 +65,73 @@ def users_partition(partitions: int) -> Callable[[str], int]:
 CONSUMER_DEFAULTS: dict[str, Any] = {"fetch.wait.max.ms": 10, "enable.partition.eof": False}
 
 
-def producer(bootstrap: str, **extra: Any) -> Producer:
-    return Producer({"bootstrap.servers": bootstrap, **CLIENT_DEFAULTS, **PRODUCER_DEFAULTS, **extra})
+def cluster_config(settings: Settings) -> dict[str, Any]:
+    """The :data:`Cluster` of ``settings``: every client segstream opens is made from it."""
+    return {"bootstrap.servers": settings.bootstrap, **librdkafka_security(settings)}
 
 
-def consumer(bootstrap: str, group_id: str, **extra: Any) -> Consumer:
+def producer(cluster: Cluster, **extra: Any) -> Producer:
+    return Producer({**CLIENT_DEFAULTS, **PRODUCER_DEFAULTS, **cluster, **extra})
+
+
+def consumer(cluster: Cluster, group_id: str, **extra: Any) -> Consumer:
     config = {
-        "bootstrap.servers": bootstrap,
-        "group.id": group_id,
-        "auto.offset.reset": "earliest",
         **CLIENT_DEFAULTS,
         **CONSUMER_DEFAULTS,
+        "auto.offset.reset": "earliest",
+        **cluster,
+        "group.id": group_id,
         **extra,
     }
     return Consumer(config)
 
 
-def admin(bootstrap: str, **extra: Any) -> AdminClient:
-    return AdminClient({"bootstrap.servers": bootstrap, **CLIENT_DEFAULTS, **extra})
+def admin(cluster: Cluster, **extra: Any) -> AdminClient:
+    return AdminClient({**CLIENT_DEFAULTS, **cluster, **extra})
 
 
-def wait_for_broker(bootstrap: str, timeout_s: float) -> str | None:
-    """The cluster id once a broker at ``bootstrap`` answers; SystemExit with one line saying
-    why when none does within ``timeout_s``."""
+# Errors that retrying does not mend: a certificate not trusted, credentials refused.
+REFUSED = (KafkaError._SSL, KafkaError._AUTHENTICATION)
+
+
+def wait_for_broker(cluster: Cluster, timeout_s: float) -> str | None:
+    """The cluster id once a broker answers; SystemExit with one line saying why at once when
+    TLS or authentication fails, else when none answers within ``timeout_s``."""
+    bootstrap = cluster["bootstrap.servers"]
     errors: list[KafkaError] = []
-    client = admin(bootstrap, error_cb=errors.append, log_level=0)  # the errors go into the one line
+    client = admin(cluster, error_cb=errors.append, log_level=0)  # the errors go into the one line
     deadline = time.monotonic() + timeout_s
     while True:
         try:
             return client.list_topics(timeout=max(0.1, min(2.0, deadline - time.monotonic()))).cluster_id
         except KafkaException as exc:
             client.poll(0)  # delivers error_cb and librdkafka's log lines
-            if time.monotonic() >= deadline:
-                causes = [e for e in errors if e.code() in (KafkaError._TRANSPORT, KafkaError._RESOLVE)] or errors
-                why = causes[-1].str() if causes else exc.args[0].str()
+            refused = [e for e in errors if e.code() in REFUSED]
+            if refused:
                 raise SystemExit(
-                    f"segstream: no Kafka broker answered at {bootstrap} within {timeout_s:g} s ({why}); "
-                    "start one (segstream broker) or point SEGSTREAM_BOOTSTRAP / --bootstrap at one"
+                    f"segstream: Kafka at {bootstrap} refused the connection: {refused[-1].str()}; "
+                    "check SEGSTREAM_SECURITY_PROTOCOL, SEGSTREAM_SASL_* and SEGSTREAM_SSL_* (docs/security.md)"
                 ) from None
+            if time.monotonic() >= deadline:
+                raise SystemExit(_no_broker(cluster, timeout_s, errors, exc.args[0])) from None
+
+
+def _no_broker(cluster: Cluster, timeout_s: float, errors: list[KafkaError], last: KafkaError) -> str:
+    """Why no broker answered, in one line. No transport error but brokers down means that
+    connections were accepted, then closed: the cluster wants what the client does not offer."""
+    bootstrap = cluster["bootstrap.servers"]
+    causes = [e for e in errors if e.code() in (KafkaError._TRANSPORT, KafkaError._RESOLVE)]
+    if not causes and any(e.code() == KafkaError._ALL_BROKERS_DOWN for e in errors):
+        protocol = cluster.get("security.protocol", "PLAINTEXT")
+        return (
+            f"segstream: Kafka at {bootstrap} accepts connections but closes them (for {timeout_s:g} s): does it "
+            f"require TLS, SASL or a client certificate? SEGSTREAM_SECURITY_PROTOCOL is {protocol} (docs/security.md)"
+        )
+    why = (causes or errors or [last])[-1].str()
+    return (
+        f"segstream: no Kafka broker answered at {bootstrap} within {timeout_s:g} s ({why}); "
+        "start one (segstream broker) or point SEGSTREAM_BOOTSTRAP / --bootstrap at one"
+    )
 
 
 class Progress:
@@ -123,7 +157,7 @@ class Progress:
 
 def publish(settings: Settings, topic: str, events: list[tuple[str, dict[str, Any]]], label: str) -> float:
     """Produce keyed JSON events in order, with a progress line; returns the seconds it took."""
-    out = producer(settings.bootstrap)
+    out = producer(cluster_config(settings))
     progress = Progress(label, len(events))
     start = time.monotonic()
     for n, (key, doc) in enumerate(events, 1):
@@ -146,7 +180,7 @@ def publish(settings: Settings, topic: str, events: list[tuple[str, dict[str, An
 def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
     """Create the contract's topics if missing; input topics share one partition count so a
     user's reviews, behaviours and table shard live on the same partition number."""
-    client = admin(settings.bootstrap)
+    client = admin(cluster_config(settings))
     wanted = {
         settings.topic_reviews: (settings.partitions, {}),
         settings.topic_behaviors: (settings.partitions, {}),
@@ -158,6 +192,7 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
         settings.topic_model_updates: (1, {}),
         settings.topic_repartition: (settings.partitions, {}),
         settings.topic_item_vectors: (settings.partitions, {"cleanup.policy": "compact"}),
+        settings.topic_forget: (settings.partitions, {}),
     }
     deadline = time.monotonic() + timeout_s
     while True:
@@ -184,7 +219,7 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
 
 
 def read_until_quiet(
-    bootstrap: str,
+    cluster: Cluster,
     partitions: list[TopicPartition],
     quiet_s: float,
     first_within_s: float | None = None,
@@ -199,7 +234,7 @@ def read_until_quiet(
     them has delivered the record before its end: at the next empty poll (the rest of that
     batch came in the same fetch), at the latest ``quiet_s`` later.
     """
-    reader = consumer(bootstrap, f"segstream-reader-{time.time_ns()}", **{"enable.auto.commit": False})
+    reader = consumer(cluster, f"segstream-reader-{time.time_ns()}", **{"enable.auto.commit": False})
     try:
         reader.assign(partitions)
         started = quiet_since = time.monotonic()
@@ -231,14 +266,14 @@ PartitionKey = TypeVar("PartitionKey", bound=tuple[str, int])
 
 
 def confirmed_end_offsets(
-    bootstrap: str, reported: Mapping[PartitionKey, int], quiet_s: float = 0.3, timeout_s: float = 30.0
+    cluster: Cluster, reported: Mapping[PartitionKey, int], quiet_s: float = 0.3, timeout_s: float = 30.0
 ) -> dict[PartitionKey, int]:
     """``reported`` end offsets, raised to the last offset really there + 1 (see read_until_quiet)."""
     confirmed = dict(reported)
     probe = [tp for tp, end in reported.items() if end and end > 0]
     if not probe:
         return confirmed
-    reader = consumer(bootstrap, f"segstream-end-offsets-{time.time_ns()}", **{"enable.auto.commit": False})
+    reader = consumer(cluster, f"segstream-end-offsets-{time.time_ns()}", **{"enable.auto.commit": False})
     try:
         reader.assign([TopicPartition(*tp, reported[tp] - 1) for tp in probe])
         pending: set[tuple[str, int]] = set(probe)
@@ -257,10 +292,10 @@ def confirmed_end_offsets(
         reader.close()
 
 
-def read_last_value(bootstrap: str, topic: str, quiet_s: float = 0.5, timeout_s: float = 30.0) -> bytes | None:
+def read_last_value(cluster: Cluster, topic: str, quiet_s: float = 0.5, timeout_s: float = 30.0) -> bytes | None:
     """The newest value on partition 0 of a (compacted) topic: read from the record before the
     reported end (on Apache Kafka exactly one record; on Tansu the rest of the last batch too)."""
-    probe = consumer(bootstrap, group_id=f"segstream-reader-{time.time_ns()}", **{"enable.auto.commit": False})
+    probe = consumer(cluster, group_id=f"segstream-reader-{time.time_ns()}", **{"enable.auto.commit": False})
     try:
         low, high = probe.get_watermark_offsets(TopicPartition(topic, 0), timeout=timeout_s)
     finally:
@@ -268,6 +303,6 @@ def read_last_value(bootstrap: str, topic: str, quiet_s: float = 0.5, timeout_s:
     if high <= low:
         return None
     last: bytes | None = None
-    for msg in read_until_quiet(bootstrap, [TopicPartition(topic, 0, max(high - 1, low))], quiet_s, timeout_s):
+    for msg in read_until_quiet(cluster, [TopicPartition(topic, 0, max(high - 1, low))], quiet_s, timeout_s):
         last = msg.value()
     return last

@@ -1,4 +1,5 @@
-"""Log lines that stay readable when the broker is away: repeated client errors are summarised.
+"""Log lines: one format for segstream's, Faust's and the Kafka clients' (plain or JSON), and
+readable when the broker is away: repeated client errors are summarised.
 
 A client that cannot reach the broker retries every few hundred milliseconds and logs each
 attempt (aiokafka, librdkafka, Faust's consumer): thousands of lines a minute saying the same.
@@ -9,7 +10,9 @@ were held back.
 from __future__ import annotations
 
 import logging
+import logging.config
 import time
+from typing import Any
 
 # librdkafka's own lines (confluent-kafka's "logger" option) go to this logger.
 LIBRDKAFKA = logging.getLogger("segstream.librdkafka")
@@ -53,3 +56,36 @@ def throttle_client_logs(window_s: float = WINDOW_S) -> None:
     throttle = Throttle(window_s)
     for name in NOISY:
         logging.getLogger(name).addFilter(throttle)
+
+
+PLAIN = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def formatter(log_format: str) -> dict[str, Any]:
+    """A logging.config formatter: ``plain`` text, or ``json`` (python-json-logger), one object a
+    line with time, level, logger and message (and the traceback when there is one)."""
+    if log_format == "json":
+        return {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        }
+    return {"format": PLAIN}
+
+
+def faust_logging_config(log_format: str) -> dict[str, Any]:
+    """For ``faust.App(logging_config=...)``: Faust's own handlers (console or --logfile), with
+    segstream's format in place of Faust's (merged into the config Faust builds)."""
+    shared = formatter(log_format)
+    return {"version": 1, "merge": True, "formatters": {"default": shared, "colored": shared}}
+
+
+def configure(level: str, log_format: str) -> None:
+    """Logging of a command that runs no Faust worker (load, watch, replay planning, ...)."""
+    logging.config.dictConfig({
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"default": formatter(log_format)},
+        "handlers": {"default": {"class": "logging.StreamHandler", "formatter": "default"}},
+        "root": {"level": level.upper(), "handlers": ["default"]},
+    })

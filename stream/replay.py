@@ -25,7 +25,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from stream.config import ENV_PREFIX, Settings
 from stream.core.replay_tracker import Partition
-from stream.kafka import confirmed_end_offsets, consumer
+from stream.kafka import cluster_config, confirmed_end_offsets, consumer
 
 # What a fresh replay names after its app id: model topics always, output topics unless it
 # publishes to live; setting -> suffix.
@@ -68,6 +68,8 @@ def parse_offsets(spec: str) -> dict[Partition, int]:
     offsets: dict[Partition, int] = {}
     for part in filter(None, (p.strip() for p in spec.split(","))):
         topic, partition, offset = part.rsplit(":", 2)
+        if not (topic and partition.isdigit() and offset.isdigit()):
+            raise ValueError(f"not TOPIC:PARTITION:OFFSET with a partition and offset >= 0: {part!r}")
         offsets[(topic, int(partition))] = int(offset)
     return offsets
 
@@ -87,10 +89,10 @@ def plan_offsets(
     """(start, end) offsets of every input partition. Start: the beginning, the first record
     whose broker timestamp is >= ``from_timestamp_ms`` (the end where none is), or the
     ``explicit`` offsets (other partitions from their beginning). End: the confirmed end."""
-    probe = consumer(settings.bootstrap, f"segstream-replay-{time.time_ns()}", **{"enable.auto.commit": False})
+    probe = consumer(cluster_config(settings), f"segstream-replay-{time.time_ns()}", **{"enable.auto.commit": False})
     try:
         low_high = _watermarks(probe, settings.input_topics)
-        end = dict(confirmed_end_offsets(settings.bootstrap, {tp: high for tp, (_, high) in low_high.items()}))
+        end = dict(confirmed_end_offsets(cluster_config(settings), {tp: high for tp, (_, high) in low_high.items()}))
         start = {tp: low for tp, (low, _) in low_high.items()}
         if from_timestamp_ms is not None:
             start = _offsets_for_time(probe, from_timestamp_ms, start, end)
@@ -165,12 +167,12 @@ def _record_reader(probe: Consumer, tp: Partition, end: int) -> RecordAt:
 def catalogue_to_read(settings: Settings) -> dict[Partition, int]:
     """End offsets of the items partitions this app id has not read to the end yet: a fresh
     replay builds its catalogue first, or behaviours would wait for items it already has."""
-    probe = consumer(settings.bootstrap, settings.app_id, **{"enable.auto.commit": False})
+    probe = consumer(cluster_config(settings), settings.app_id, **{"enable.auto.commit": False})
     try:
         reported = {tp: high for tp, (_, high) in _watermarks(probe, [settings.topic_items]).items()}
         asked = [TopicPartition(*tp) for tp in reported]
         committed = {(tp.topic, tp.partition): tp.offset for tp in probe.committed(asked, timeout=10)}
     finally:
         probe.close()
-    ends = confirmed_end_offsets(settings.bootstrap, reported)
+    ends = confirmed_end_offsets(cluster_config(settings), reported)
     return {tp: end for tp, end in ends.items() if end > 0 and committed[tp] < end}

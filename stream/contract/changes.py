@@ -1,7 +1,9 @@
 """The one output record: a change of a user's segment (``segment_change.json``).
 
 The worker publishes it on ``segment-changes`` and, compacted, ``segment-membership``; the
-subscriber API (stream/client.py) reads it back into the same type.
+subscriber API (stream/client.py) reads it back into the same type. A forgotten user's event
+(reason ``forgotten``) has no segment and no distance; the membership topic then holds a
+tombstone (null value) for the user.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any, Literal
 
 from stream.contract.records import Source, decode_json, now_iso, validate
 
-Reason = Literal["event", "model_update", "replay"]
+Reason = Literal["event", "model_update", "replay", "forgotten"]
 Mode = Literal["live", "replay"]
 
 
@@ -23,9 +25,9 @@ class SegmentChange:
 
     user_id: str
     previous_segment: int | None
-    segment: int
+    segment: int | None  # None: the user was forgotten
     model_version: int
-    distance: float
+    distance: float | None  # None with segment
     reason: Reason
     mode: Mode
     source: Source | None  # the input event that moved the user; None for sweeps and replays
@@ -46,6 +48,12 @@ class SegmentChange:
     ) -> SegmentChange:
         """A change decided now (``ts`` is the wall clock)."""
         return cls(user_id, previous, segment, model_version, round(distance, 6), reason, mode, source, now_iso())
+
+    @classmethod
+    def forgotten(cls, user_id: str, previous: int | None, model_version: int) -> SegmentChange:
+        """The user was erased (``segstream forget``, ``DELETE /users/{id}``): they leave
+        ``previous`` for no segment."""
+        return cls(user_id, previous, None, model_version, None, "forgotten", "live", None, now_iso())
 
     def to_doc(self) -> dict[str, Any]:
         return {
@@ -74,7 +82,7 @@ class SegmentChange:
             previous_segment=doc["previous_segment"],
             segment=doc["segment"],
             model_version=doc["model_version"],
-            distance=float(doc["distance"]),
+            distance=None if doc["distance"] is None else float(doc["distance"]),
             reason=doc["reason"],
             mode=doc["mode"],
             source=None if source is None else Source(source["topic"], source["partition"], source["offset"]),

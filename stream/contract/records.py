@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import math
 import re
@@ -209,6 +210,14 @@ def validate(name: str, doc: dict[str, Any]) -> None:
         where = exc.name.removeprefix("data").lstrip(".") or "event"
         message = exc.message.removeprefix(exc.name).strip()
         raise InvalidEvent(f"{name} schema: {where} {message}") from exc
+
+
+def pseudonym(user_id: str, salt: str) -> str:
+    """The id segstream keeps for ``user_id``: the id itself without a salt
+    (``SEGSTREAM_USER_ID_SALT``), else HMAC-SHA256(salt, id) as 32 hex characters (128 bits)."""
+    if not salt:
+        return user_id
+    return hmac.new(salt.encode(), user_id.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def _ident(value: Any, field_name: str) -> str:

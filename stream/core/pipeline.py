@@ -10,6 +10,7 @@ the model owner. When a new model version arrives, :meth:`Pipeline.sweep` re-ass
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -20,7 +21,9 @@ from models.segmentation import ModelUpdate, Segmentation
 from models.text import clean_text
 from stream.config import Settings
 from stream.contract.changes import Mode, Reason, SegmentChange
-from stream.contract.records import PARSERS, Behavior, DeadLetter, InvalidEvent, Message, Review, Source, TimeWindow
+from stream.contract.records import (
+    PARSERS, Behavior, DeadLetter, InvalidEvent, Message, Review, Source, TimeWindow, pseudonym,
+)
 from stream.core.catalogue import Catalogue, CatalogueItem, usable_vector
 from stream.core.census import Census
 from stream.core.replay_tracker import ReplayTracker
@@ -156,8 +159,11 @@ class Pipeline:
         if kind is None:
             raise InvalidEvent(f"no parser for topic {message.topic!r}")
         event = PARSERS[kind](message.value, window)
-        if message.key is not None and message.key.decode("utf-8", "replace") != event.user_id:
+        # A forwarded event's key was checked where it first arrived (and may be a pseudonym now).
+        if message.key is not None and not message.forwarded and message.key.decode("utf-8", "replace") != event.user_id:
             raise InvalidEvent(f"message key {message.key!r} is not the event's user_id {event.user_id!r}")
+        if self.settings.user_id_salt:  # before anything is stored, counted or forwarded
+            event = dataclasses.replace(event, user_id=pseudonym(event.user_id, self.settings.user_id_salt))
         parsed = ParsedEvent(message, event)
         if isinstance(event, Review):
             parsed.text = clean_text(event.text[:MAX_REVIEW_CHARS])
@@ -351,6 +357,24 @@ class Pipeline:
         result.update = update if update else None
         return result
 
+    def forget(self, user_ids: Iterable[str], users: UserStore) -> BatchResult:
+        """Erase users: out of the held-behaviour index, the profile contributions waiting for a
+        seed and the census; a ``forgotten`` change for each user who had a row, and an update
+        telling the owner to drop their vectors. The caller deletes the rows (``users.delete_many``)."""
+        result = BatchResult()
+        update = self.segmentation.new_update()
+        for user_id in dict.fromkeys(user_ids):
+            self.waiting.forget(user_id)
+            self.unseeded_held -= len(self.unseeded.pop(user_id, ()))
+            update.stats.forget.append(user_id)  # the owner may hold a vector of a user without a row
+            state = users.get(user_id)
+            if state is not None:
+                self.census.move(user_id, state.segment, None)
+                result.changes.append(SegmentChange.forgotten(user_id, state.segment, self.segmentation.version))
+        update.stats.census = self.census.take()
+        result.update = update if update else None
+        return result
+
     def _move(
         self, state: UserState, segment: int, distance: float, reason: Reason, mode: Mode, source: Source | None,
         always: bool = False,
@@ -368,7 +392,7 @@ class Pipeline:
 
 def _count(update: ModelUpdate, segment: int, c: Contribution) -> None:
     if c.item is None:
-        update.profiles.add_review(segment, c.text, c.ts)
+        update.profiles.add_review(segment, c.text, c.ts, c.user_id)
     else:
         update.profiles.add_action(segment, c.item_id, c.item.categories, c.action, c.weight, c.ts)
 

@@ -24,6 +24,10 @@ class UserStore(ABC):
         """Write these states back (after a batch or a sweep chunk)."""
 
     @abstractmethod
+    def delete_many(self, user_ids: Iterable[str]) -> None:
+        """Erase these users' rows (forgotten users); unknown ids are ignored."""
+
+    @abstractmethod
     def user_ids(self) -> list[str]:
         """Every user this store holds for this worker (what a sweep goes over)."""
 
@@ -46,6 +50,10 @@ class InMemoryUserStore(UserStore):
     def put_many(self, states: Iterable[UserState]) -> None:
         for state in states:
             self.rows[state.user_id] = state.to_bytes()
+
+    def delete_many(self, user_ids: Iterable[str]) -> None:
+        for user_id in user_ids:
+            self.rows.pop(user_id, None)
 
     def user_ids(self) -> list[str]:
         return list(self.rows)

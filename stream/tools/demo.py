@@ -12,15 +12,15 @@ from confluent_kafka import TopicPartition
 
 from stream.config import load_settings
 from stream.datasets import movielens
-from stream.kafka import ensure_topics, publish, read_until_quiet
+from stream.kafka import Cluster, cluster_config, ensure_topics, publish, read_until_quiet
 from stream.tools.broker import EmbeddedBroker, free_port
 from stream.tools.launcher import WorkerProcess
 
 
-def final_memberships(bootstrap: str, topic: str, partitions: int, quiet_s: float = 2.0) -> dict[str, dict]:
+def final_memberships(cluster: Cluster, topic: str, partitions: int, quiet_s: float = 2.0) -> dict[str, dict]:
     """The last change event of every user: the topic from the start until it goes quiet."""
     latest: dict[str, dict] = {}
-    for msg in read_until_quiet(bootstrap, [TopicPartition(topic, p, 0) for p in range(partitions)], quiet_s):
+    for msg in read_until_quiet(cluster, [TopicPartition(topic, p, 0) for p in range(partitions)], quiet_s):
         change = json.loads(msg.value())
         latest[change["user_id"]] = change
     return latest
@@ -94,7 +94,7 @@ def run_demo(limit: int, k: int, keep_logs: Path) -> int:
                 f"{health['counters']['changes']:,} segment changes",
                 flush=True,
             )
-            latest = final_memberships(settings.bootstrap, settings.topic_changes, settings.partitions)
+            latest = final_memberships(cluster_config(settings), settings.topic_changes, settings.partitions)
             members = {u: c["segment"] for u, c in latest.items()}
             portraits = [worker.get(f"/segments/{seg}")[1] for seg in range(k)]
             print(f"\n{len(members)} users in {k} segments (from segment-changes and GET /segments/{{id}}):\n")

@@ -54,12 +54,18 @@ class WorkerProcess:
         self.wait_until(lambda h: bool(h) and h["ready"], timeout_s, "the worker to be ready")
         return self
 
-    def get(self, path: str) -> tuple[int, Any]:
+    def get(self, path: str, method: str = "GET") -> tuple[int, Any]:
+        """(status, JSON body) of a request, with the worker's bearer token when it has one."""
+        headers = {"Authorization": f"Bearer {self.settings.http_token}"} if self.settings.http_token else {}
+        request = urllib.request.Request(self.url + path, headers=headers, method=method)
         try:
-            with urllib.request.urlopen(self.url + path, timeout=5) as response:
+            with urllib.request.urlopen(request, timeout=5) as response:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read() or b"null")
+
+    def delete(self, path: str) -> tuple[int, Any]:
+        return self.get(path, method="DELETE")
 
     def health(self) -> dict[str, Any] | None:
         if self.process is not None and self.process.poll() is not None:

@@ -14,12 +14,12 @@ from confluent_kafka import TopicPartition
 
 from stream.config import Settings
 from stream.datasets import bbc, movielens
-from stream.kafka import Progress, consumer, ensure_topics, publish, wait_for_broker
+from stream.kafka import Progress, cluster_config, consumer, ensure_topics, publish, wait_for_broker
 
 
 def load(settings: Settings, dataset: str, limit: int, skip_items: bool, wait_s: float) -> int:
     """``wait_s``: how long to wait for the catalogue to be encoded (0: not at all)."""
-    wait_for_broker(settings.bootstrap, settings.broker_wait_s)
+    wait_for_broker(cluster_config(settings), settings.broker_wait_s)
     ensure_topics(settings)
     if dataset == "bbc":
         docs = [bbc.review_event(a, n) for n, a in enumerate(bbc.articles())][: limit or None]
@@ -41,7 +41,7 @@ def wait_for_catalogue(settings: Settings, item_ids: Collection[str], timeout_s:
     topic = settings.topic_item_vectors
     missing = {item_id.encode() for item_id in item_ids}
     progress = Progress("catalogue encoded by a worker", len(missing))
-    reader = consumer(settings.bootstrap, f"segstream-load-{time.time_ns()}", **{"enable.auto.commit": False})
+    reader = consumer(cluster_config(settings), f"segstream-load-{time.time_ns()}", **{"enable.auto.commit": False})
     deadline = time.monotonic() + timeout_s
     try:
         while not _assign_all(reader, topic):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Awaitable, Callable
@@ -19,7 +20,7 @@ from models.encoder import Encoder
 from stream.contract.records import InvalidEvent, Message, shown
 from stream.core.catalogue import CatalogueItem, catalogue_text, usable_vector
 from stream.worker import replay_hooks
-from stream.worker.context import WorkerContext
+from stream.worker.context import Tallies, WorkerContext
 from stream.worker.output import emit, send_dead_letter
 from stream.worker.repartition import arrived, forward
 
@@ -31,16 +32,20 @@ ITEM_BATCH = 64
 class EncoderThread:
     """The encoder off the event loop, in one thread of its own."""
 
-    def __init__(self, encoder: Encoder, batch_size: int) -> None:
+    def __init__(self, encoder: Encoder, batch_size: int, tallies: Tallies) -> None:
         self.encoder = encoder
         self.batch_size = batch_size
+        self.tallies = tallies
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder")
 
     async def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.encoder.dim), dtype=np.float32)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, lambda: self.encoder.encode(texts, batch_size=self.batch_size))
+        started = time.perf_counter()
+        vectors = await loop.run_in_executor(self.executor, lambda: self.encoder.encode(texts, batch_size=self.batch_size))
+        self.tallies.encoded(len(texts), time.perf_counter() - started)
+        return vectors
 
 
 Step = Callable[[WorkerContext, "EncoderThread", list[Message]], Awaitable[None]]
@@ -53,8 +58,9 @@ async def apply_batch(ctx: WorkerContext, encoder: EncoderThread, messages: list
     prepared = ctx.pipeline.prepare(messages, ctx.users)
     await forward(ctx, prepared.foreign)
     vectors = await encoder.encode(prepared.texts)
-    result = ctx.pipeline.apply(prepared, vectors, ctx.users, ctx.catalogue)
-    await emit(ctx, result)
+    async with ctx.rows:
+        result = ctx.pipeline.apply(prepared, vectors, ctx.users, ctx.catalogue)
+        await emit(ctx, result)
     ctx.counters.applied += result.applied
     ctx.counters.duplicates += result.duplicates
     ctx.counters.batches += 1
@@ -104,7 +110,7 @@ async def one_by_one(ctx: WorkerContext, encoder: EncoderThread, messages: list[
 
 
 def register(ctx: WorkerContext) -> None:
-    encoder = EncoderThread(ctx.encoder, ctx.settings.encode_batch_size)
+    encoder = EncoderThread(ctx.encoder, ctx.settings.encode_batch_size, ctx.tallies)
     batch, within = ctx.settings.batch_size, ctx.settings.batch_wait_s
 
     async def consume(stream: faust.StreamT, size: int, step: Step) -> None:

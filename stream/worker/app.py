@@ -14,8 +14,10 @@ The logic of each step is in stream/core; here it is wired to Kafka.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 
 import faust
+from faust.types.auth import CredentialsT
 
 from models.encoder import Encoder
 from models.segmentation import Segmentation
@@ -24,9 +26,12 @@ from stream.core.catalogue import CatalogueRows
 from stream.core.pipeline import Pipeline
 from stream.core.replay_tracker import ReplayTracker
 from stream.factories import encoder_for
-from stream.kafka import ensure_topics, users_partition, wait_for_broker
-from stream.logs import throttle_client_logs
-from stream.worker import agents, broker_watch, catalogue, held, model_sync, replay_hooks, sizes, web
+from stream.kafka import cluster_config, ensure_topics, users_partition, wait_for_broker
+from stream.logs import faust_logging_config, throttle_client_logs
+from stream.security import aiokafka_security, uses_sasl, uses_tls
+from stream.worker import (
+    agents, broker_watch, catalogue, forget, held, http_auth, metrics, model_sync, output, probes, replay_hooks, sizes, web,
+)
 from stream.worker.broker_watch import BrokerWatch
 from stream.worker.consumer_patch import adapt_faust_consumer
 from stream.worker.context import WorkerContext
@@ -41,15 +46,28 @@ def install_faust_adjustments(settings: Settings, replay: ReplayTracker) -> None
     offsets, rewind after recovery, a replay's start offsets), the key-partitioned RocksDB
     store (stream/worker/store.py) and table recovery that discards partitions ahead of their
     changelog (stream/worker/recovery.py)."""
-    adapt_faust_consumer(settings.bootstrap, settings.fetch_max_wait_ms, replay.start)
+    adapt_faust_consumer(cluster_config(settings), settings.fetch_max_wait_ms, replay.start)
     use_key_partitioned_rocksdb()
     use_self_healing_recovery()
+
+
+def broker_credentials(settings: Settings) -> CredentialsT | None:
+    """Faust's form of stream/security.py's aiokafka arguments: Faust hands its consumers and
+    producers the same arguments back (tests/unit/stream/test_security.py checks that)."""
+    auth = aiokafka_security(settings)
+    if uses_sasl(settings):
+        return faust.SASLCredentials(
+            username=settings.sasl_username, password=settings.sasl_password,
+            ssl_context=auth.get("ssl_context"), mechanism=settings.sasl_mechanism,
+        )
+    return faust.SSLCredentials(auth["ssl_context"]) if uses_tls(settings) else None
 
 
 def new_faust_app(settings: Settings) -> faust.App:
     return faust.App(
         settings.app_id,
         broker=f"kafka://{settings.bootstrap}",
+        broker_credentials=broker_credentials(settings),
         store=settings.store,
         datadir=str(settings.app_data_dir),
         topic_partitions=settings.partitions,
@@ -61,9 +79,17 @@ def new_faust_app(settings: Settings) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
         web_enabled=True,
+        web_bind=settings.web_host,  # where the server listens; web_host alone only names it
+        web_application_options={"middlewares": http_auth.middlewares(settings.http_token)},
         web_host=settings.web_host,
         web_port=settings.web_port,
+        # Faust's debug pages show raw table rows and the partition layout: only when asked for.
+        web_router_enabled=settings.debug_views,
+        web_tables_enabled=settings.debug_views,
+        web_graph_enabled=settings.debug_views,
+        web_stats_enabled=settings.debug_views,
         producer_compression_type="lz4",
+        logging_config=faust_logging_config(settings.log_format),
         autodiscover=False,
     )
 
@@ -79,6 +105,10 @@ def build_worker(
     tables = Tables.declare(app, settings)
 
     def active_partitions() -> set[int]:
+        """The input partitions this worker holds; none during a rebalance (a row written then
+        could reach a partition's new holder after it recovered the table)."""
+        if app.rebalancing:
+            return set()
         return {tp.partition for tp in app.consumer.assignment() if tp.topic in settings.input_topics}
 
     ctx = WorkerContext(
@@ -99,28 +129,40 @@ def build_worker(
     owner = model_sync.register(ctx)
     replay_hooks.register(ctx)
     held.register(ctx)
+    forget.register(ctx)
     sizes.register(ctx)
+    output.register(ctx)
     broker_watch.register(ctx, watch)
     web.register(ctx, owner)
+    probes.register(ctx)
+    metrics.register(ctx, owner)
     return ctx
 
 
-def run_worker(settings: Settings, loglevel: str, replay: ReplayTracker | None = None) -> int:
+# Faust's worker takes these spellings of Python's level names.
+FAUST_LOG_LEVELS = {"critical": "crit", "warning": "warn"}
+
+
+def run_worker(
+    settings: Settings, loglevel: str, replay: ReplayTracker | None = None, faust_options: Sequence[str] = ()
+) -> int:
     """Wait for the broker, create the topics, start the tables afresh if they came from another
-    cluster, load the encoder and the published model, and run the worker. A worker that stops
-    itself (broker_watch.py) exits non-zero with its reason as the last line."""
+    cluster, load the encoder and the published model, and run the worker (``faust_options``: more
+    options of Faust's worker command, e.g. --logfile). A worker that stops itself
+    (broker_watch.py) exits non-zero with its reason as the last line."""
     replay = replay or ReplayTracker.live()
-    cluster_id = wait_for_broker(settings.bootstrap, settings.broker_wait_s)
+    cluster_id = wait_for_broker(cluster_config(settings), settings.broker_wait_s)
     ensure_topics(settings)
     forget_other_cluster(settings.app_data_dir, cluster_id)
     install_faust_adjustments(settings, replay)
     throttle_client_logs()
     encoder = encoder_for(settings)
     segmentation = model_sync.read_published(settings, encoder)
-    ctx = build_worker(settings, encoder, segmentation, replay, BrokerWatch(settings.bootstrap, cluster_id))
+    ctx = build_worker(settings, encoder, segmentation, replay, BrokerWatch(cluster_config(settings), cluster_id))
     sys.argv = [
-        "segstream", "worker", "--loglevel", loglevel,
-        "--web-host", settings.web_host, "--web-port", str(settings.web_port),
+        "segstream", "worker", "--loglevel", FAUST_LOG_LEVELS.get(loglevel.lower(), loglevel),
+        "--web-bind", settings.web_host, "--web-host", settings.web_host, "--web-port", str(settings.web_port),
+        *faust_options,
     ]
     try:
         ctx.app.main()

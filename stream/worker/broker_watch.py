@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from confluent_kafka import KafkaException
 
-from stream.kafka import admin
+from stream.kafka import Cluster, admin
 from stream.worker.context import WorkerContext, survive
 
 log = logging.getLogger("segstream")
@@ -34,9 +34,9 @@ HARD_EXIT_AFTER_S = 20.0  # a graceful stop can wait on a broker that is gone
 class BrokerWatch:
     """The last answer of the cluster this worker started with."""
 
-    def __init__(self, bootstrap: str, cluster_id: str | None) -> None:
+    def __init__(self, cluster: Cluster, cluster_id: str | None) -> None:
         self.cluster_id = cluster_id
-        self.client = admin(bootstrap, log_level=0)  # the outage is logged here, once
+        self.client = admin(cluster, log_level=0)  # the outage is logged here, once
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="broker-watch")
         self.answered_at = time.monotonic()
         self.down_since: float | None = None

@@ -26,7 +26,7 @@ log = logging.getLogger("segstream")
 async def follow_catalogue(ctx: WorkerContext, catalogue: CatalogueRows) -> None:
     """Read every partition of the item-vectors topic from its start, then as items arrive."""
     settings = ctx.settings
-    reader = own_reader(settings.bootstrap, settings.fetch_max_wait_ms)
+    reader = own_reader(settings)
     await reader.start()
     try:
         topic = settings.topic_item_vectors

@@ -31,24 +31,27 @@ from aiokafka import AIOKafkaConsumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
-from stream.kafka import confirmed_end_offsets
+from stream.config import Settings
+from stream.kafka import Cluster, confirmed_end_offsets
+from stream.security import aiokafka_security
 
 RETRY_BACKOFF_MS = 500
 
 
-def own_reader(bootstrap: str, fetch_max_wait_ms: int) -> AIOKafkaConsumer:
+def own_reader(settings: Settings) -> AIOKafkaConsumer:
     """A consumer of the worker's own, outside Faust's group (nothing committed), for topics
-    every worker reads whole (the model, the catalogue), tuned as Faust's consumer is here."""
+    every worker reads whole (the model, the catalogue), tuned and secured as Faust's is here."""
     return AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        bootstrap_servers=settings.bootstrap,
         enable_auto_commit=False,
-        fetch_max_wait_ms=fetch_max_wait_ms,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
         retry_backoff_ms=RETRY_BACKOFF_MS,
+        **aiokafka_security(settings),
     )
 
 
 def adapt_faust_consumer(
-    bootstrap: str, fetch_max_wait_ms: int, start_offsets: Mapping[tuple[str, int], int] | None = None
+    cluster: Cluster, fetch_max_wait_ms: int, start_offsets: Mapping[tuple[str, int], int] | None = None
 ) -> None:
     """Make every Faust aiokafka consumer created from now on use these adjustments.
 
@@ -82,7 +85,7 @@ def adapt_faust_consumer(
         async def _highwaters(self, partitions: Iterable[TP]) -> Mapping[TP, int]:
             reported = await super()._highwaters(list(partitions))
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(None, confirmed_end_offsets, bootstrap, reported)
+            return await loop.run_in_executor(None, confirmed_end_offsets, cluster, reported)
 
     class Consumer(faust_aiokafka.Consumer):
         def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:

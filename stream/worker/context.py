@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from collections import Counter as TallyOf
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -58,6 +60,27 @@ class Counters:
 
 
 @dataclass
+class Tallies:
+    """Labelled counts, timings and lag for /metrics (stream/worker/metrics.py)."""
+
+    dead_letters: TallyOf[tuple[str, str]] = field(default_factory=TallyOf)  # (reason, input topic)
+    changes: TallyOf[tuple[str, str]] = field(default_factory=TallyOf)  # (reason, mode) of published changes
+    model_events: TallyOf[str] = field(default_factory=TallyOf)  # seed, refresh, reseed, rebuild (the owner's)
+    updates_learned: int = 0  # by this worker as the owner
+    encoder_batches: int = 0
+    encoder_texts: int = 0
+    encoder_seconds: float = 0.0
+    last_batch_seconds: float = 0.0
+    lag: dict[tuple[str, int], int] = field(default_factory=dict)  # input partition -> events not yet committed
+
+    def encoded(self, texts: int, seconds: float) -> None:
+        self.encoder_batches += 1
+        self.encoder_texts += texts
+        self.encoder_seconds += seconds
+        self.last_batch_seconds = seconds
+
+
+@dataclass
 class WorkerContext:
     """What the Faust shell's modules work with: the app and its topics and tables, the stores
     over those tables, the encoder, this worker's copy of the model (``local``: it predicts;
@@ -75,6 +98,10 @@ class WorkerContext:
     pipeline: Pipeline
     replay: ReplayTracker
     counters: Counters = field(default_factory=Counters)
+    tallies: Tallies = field(default_factory=Tallies)
+    # Held from reading users' rows to writing them back (a batch, a sweep chunk, a release, a
+    # recount): emit awaits the outputs' delivery in between, and nothing may read a row meanwhile.
+    rows: asyncio.Lock = field(default_factory=asyncio.Lock)
     broker_healthy: Callable[[], bool] = lambda: True
     exit_reason: str = ""  # set when the worker stops itself: its last line, with a non-zero status
 

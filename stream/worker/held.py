@@ -50,9 +50,10 @@ async def release(ctx: WorkerContext) -> None:
     mine = [u for u in ready if key_partition(u.encode(), ctx.settings.partitions) in active]
     for user_id in set(ready) - set(mine):
         waiting.forget(user_id)  # another worker holds them now
-    states = [s for s in map(ctx.users.get, mine) if s is not None]
-    result = ctx.pipeline.release(states, ctx.catalogue)
-    await emit(ctx, result)
+    async with ctx.rows:
+        states = [s for s in map(ctx.users.get, mine) if s is not None]
+        result = ctx.pipeline.release(states, ctx.catalogue)
+        await emit(ctx, result)
 
 
 def register(ctx: WorkerContext) -> None:

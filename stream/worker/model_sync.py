@@ -26,7 +26,7 @@ from stream.contract.records import DeadLetter, Source, shown
 from stream.core.owner import ModelOwner, RefusedUpdate
 from stream.core.sweep import Sweeper
 from stream.factories import new_segmentation, segmentation_params
-from stream.kafka import read_last_value
+from stream.kafka import cluster_config, read_last_value
 from stream.worker.broker_watch import exit_worker
 from stream.worker.consumer_patch import own_reader
 from stream.worker.context import WorkerContext, survive
@@ -50,7 +50,7 @@ class ForeignModel(SystemExit):
 def read_published(settings: Settings, encoder: Encoder) -> Segmentation:
     """The last segmentation published on the model topic, or a new one for ``encoder`` when
     it is empty; ForeignModel when another encoder made it."""
-    raw = read_last_value(settings.bootstrap, settings.topic_model)
+    raw = read_last_value(cluster_config(settings), settings.topic_model)
     if raw is None:
         return new_segmentation(settings, encoder.dim, encoder.fingerprint)
     try:
@@ -95,12 +95,16 @@ class OwnerShell:
         self.ctx = ctx
         self.owner: ModelOwner | None = None
         self.active = False
+        self.published_version = -1  # the last version this worker published (logged once each)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-owner")
 
     async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
     def assigned(self, owns: bool) -> None:
+        if owns != self.active:
+            log.info("model ownership: this worker %s the model (partition 0 of %s)",
+                     "now owns" if owns else "no longer owns", self.ctx.settings.topic_model_updates)
         self.active = owns
         if not owns:
             self.owner = None
@@ -131,12 +135,15 @@ class OwnerShell:
                 return
             await asyncio.sleep(OWNER_RETRY_S)
         source = Source(self.ctx.settings.topic_model_updates, 0, offset)
+        version = owner.segmentation.version
         try:
             update = ModelUpdate.from_bytes(raw)
             learned = await self._in_thread(owner.receive, update, offset)
         except (RefusedUpdate, ValueError, KeyError, TypeError) as exc:
             await send_dead_letter(self.ctx, DeadLetter(f"model update refused: {shown(exc)}", source, b"update", raw))
             return
+        self.ctx.tallies.updates_learned += learned
+        self._note_model_event(owner, version)
         if learned and owner.publish_due(update):
             await self.publish()
 
@@ -145,23 +152,40 @@ class OwnerShell:
         if self.active and self.ctx.ready:
             owner = self.owner or await self._load()
             if owner is not None:
+                version = owner.segmentation.version
                 await self._in_thread(owner.tick)
+                self._note_model_event(owner, version)
         await self.publish()
 
+    def _note_model_event(self, owner: ModelOwner, version_before: int) -> None:
+        """A seed, refresh, re-seed or rebuild that made a new version: one log line, counted."""
+        model = owner.segmentation.model
+        if model.version == version_before or not model.history or model.history[-1]["version"] != model.version:
+            return
+        event = model.history[-1]
+        kind = "reseed" if event["event"] == "refresh" and event.get("reseeded_empty") else event["event"]
+        self.ctx.tallies.model_events[kind] += 1
+        detail = {k: v for k, v in event.items() if k in ("users", "reservoir", "moved_users", "reseeded_empty", "cold", "inertia_after")}
+        log.info("model %s: version %d %s", kind, model.version, detail)
+
     async def publish(self) -> None:
-        """Send a snapshot if the model changed since the last one."""
+        """Send a snapshot if the model changed since the last one (a new version is logged)."""
         if self.owner is None:
             return
         snapshot = await self._in_thread(self.owner.snapshot)
         if snapshot is not None:
             await self.ctx.topics.model.send(key=b"model", value=snapshot)
+            version = self.owner.segmentation.version
+            if version != self.published_version:
+                log.info("model published: version %d (%d bytes) on %s", version, len(snapshot), self.ctx.settings.topic_model)
+                self.published_version = version
 
 
 async def follow(ctx: WorkerContext, new_version: asyncio.Event) -> None:
     """Adopt every newer version published on the model topic; a new one calls for a sweep.
     One that another encoder made stops the worker."""
     settings = ctx.settings
-    reader = own_reader(settings.bootstrap, settings.fetch_max_wait_ms)
+    reader = own_reader(settings)
     await reader.start()
     try:
         tp = TopicPartition(settings.topic_model, 0)
@@ -194,14 +218,14 @@ def _readable(raw: bytes, params: SegmentationParams, dim: int) -> Segmentation:
         return Segmentation.new(params, dim)  # never newer than the copy: not adopted
 
 
-async def sweep(ctx: WorkerContext, sweeper: Sweeper, sweeping: asyncio.Lock) -> bool:
+async def sweep(ctx: WorkerContext, sweeper: Sweeper) -> bool:
     """Re-assign the users due for this version (everyone for a replay's final membership), a
     chunk at a time, yielding to batches and timers between chunks; False when stopping."""
     final = ctx.replay.final_version_arrived(ctx.local.model.rebuilt_version)
     chunks = sweeper.chunks(ctx.replay.sweep_mode(), final)
     changed = 0
     while True:
-        async with sweeping:
+        async with ctx.rows:
             if ctx.app.should_stop:
                 return False
             result = next(chunks, None)
@@ -223,7 +247,6 @@ def register(ctx: WorkerContext) -> OwnerShell:
     shell = OwnerShell(ctx)
     sweeper = Sweeper(ctx.pipeline, ctx.users, settings.sweep_users)
     new_version = asyncio.Event()
-    sweeping = asyncio.Lock()  # held while a sweep chunk writes rows and sends their changes
 
     @app.agent(ctx.topics.updates, name="own-model")
     async def own_model(stream: faust.StreamT) -> None:
@@ -256,14 +279,14 @@ def register(ctx: WorkerContext) -> OwnerShell:
             if not ctx.ready:
                 await asyncio.sleep(0.5)
                 new_version.set()
-            elif not await survive("a sweep", sweep(ctx, sweeper, sweeping), True):
+            elif not await survive("a sweep", sweep(ctx, sweeper), True):
                 return
 
     @app.on_before_shutdown.connect
     async def finish_before_shutdown(sender: faust.App, **kwargs: Any) -> None:
         """Before the producer stops: let a sweep chunk in flight send its changes (the next
         one sees ``should_stop``), and publish the model."""
-        async with sweeping:
+        async with ctx.rows:
             await shell.publish()
 
     return shell

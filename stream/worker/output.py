@@ -5,6 +5,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from typing import Any
+
+import faust
 
 from models.segmentation import ModelUpdate
 from stream.contract.records import DeadLetter, shown
@@ -15,16 +18,25 @@ log = logging.getLogger("segstream")
 
 
 async def emit(ctx: WorkerContext, result: BatchResult) -> None:
-    """Write the rows, then publish changes and memberships (those a replay does not hold
-    back), dead letters and the update for the owner."""
-    ctx.users.put_many(result.states.values())
+    """Publish the changes and memberships (those a replay does not hold back) and wait until
+    they are delivered, then write the rows; then the dead letters and the owner's update.
+    Call it holding ``ctx.rows`` since the rows were read.
+
+    Outputs first: after a crash in between, the redelivered events are applied again to the
+    rows that were not written, and the same change is published again (for each user the
+    latest wins); rows first would leave a segment that no subscriber was told of."""
+    deliveries = []
     for change in result.changes:
         if not ctx.replay.publishes(change):
             continue
         key, value = change.user_id.encode(), change.to_bytes()
-        await ctx.topics.changes.send(key=key, value=value)
-        await ctx.topics.membership.send(key=key, value=value)
+        deliveries.append(await ctx.topics.changes.send(key=key, value=value))
+        deliveries.append(await ctx.topics.membership.send(key=key, value=value))
         ctx.counters.changes += 1
+        ctx.tallies.changes[(change.reason, change.mode)] += 1
+    for delivery in deliveries:
+        await delivery
+    ctx.users.put_many(result.states.values())
     for letter in result.dead_letters:
         await send_dead_letter(ctx, letter)
     if result.update is not None:
@@ -35,6 +47,7 @@ async def send_dead_letter(ctx: WorkerContext, letter: DeadLetter) -> None:
     """Publish a dead letter; when even one without the original bytes cannot be sent, stop
     the process at once: going on would commit past an event that is nowhere."""
     ctx.counters.dead_letters += 1
+    ctx.tallies.dead_letters[(reason_of(letter.error), letter.source.topic)] += 1
     log.warning("dead letter from %s: %s", letter.source.to_doc(), shown(letter.error))
     try:
         await ctx.topics.dead_letters.send(key=letter.key, value=letter.to_bytes())
@@ -48,5 +61,37 @@ async def send_dead_letter(ctx: WorkerContext, letter: DeadLetter) -> None:
             os._exit(70)
 
 
+# A dead letter's reason for /metrics: a bounded label, from the first of these its error starts with.
+REASONS = (
+    ("ts", "event_time"),
+    ("event time is more than", "beyond_dedup_horizon"),
+    ("item ", "held_too_long"),
+    ("the encoder returned", "encoder_output"),
+    ("model update refused", "model_update_refused"),
+    ("failed:", "processing_failed"),
+    ("message key", "key_not_id"),
+    ("no parser for topic", "unknown_topic"),
+    ("review text is empty", "empty_text"),
+    ("item text is empty", "empty_text"),
+    ("empty message value", "empty_value"),
+    ("value", "not_json"),
+)
+
+
+def reason_of(error: str) -> str:
+    """The label of a dead letter's error (``schema`` for the rest of the contract's checks)."""
+    return next((label for prefix, label in REASONS if error.startswith(prefix)), "schema")
+
+
 async def send_update(ctx: WorkerContext, update: ModelUpdate) -> None:
     await ctx.topics.updates.send(key=b"update", value=update.to_bytes())
+
+
+def register(ctx: WorkerContext) -> None:
+    @ctx.app.on_partitions_revoked.connect
+    async def hand_rows_over(sender: faust.App, revoked: set[Any], **kwargs: Any) -> None:
+        """Faust waits for the agents' batches before a partition goes, not for the sweeps and
+        releases: let the one writing rows finish and deliver them before the next holder
+        recovers the table (none starts meanwhile: nothing is held during a rebalance)."""
+        async with ctx.rows:
+            await ctx.app.producer.flush()

@@ -45,7 +45,8 @@ def register(ctx: WorkerContext) -> None:
 
     async def send_census() -> None:
         nonlocal sent_at
-        recount(ctx)
+        async with ctx.rows:
+            recount(ctx)
         if not census.changed and published_differs(ctx) and time.monotonic() - sent_at >= RESEND_AFTER_S:
             census.changed = True
         if census.changed:

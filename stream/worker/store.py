@@ -76,6 +76,12 @@ class FaustUserStore(UserStore):
         for state in states:
             self.table[state.user_id.encode()] = state.to_bytes()
 
+    def delete_many(self, user_ids: Iterable[str]) -> None:
+        """``del`` writes a tombstone to the table's changelog: the row is gone there too."""
+        for user_id in user_ids:
+            if user_id.encode() in self.table:
+                del self.table[user_id.encode()]
+
     def holds(self, user_id: str) -> bool:
         return key_partition(user_id.encode(), self.partitions) in self.active_partitions()
 

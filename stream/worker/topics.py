@@ -21,6 +21,7 @@ class Topics:
     updates: Any  # one partition: workers' updates for the model owner
     repartition: Any  # input events forwarded to their user's partition (stream/worker/repartition.py)
     item_vectors: Any  # the encoded catalogue (stream/worker/catalogue.py)
+    forget: Any  # requests to forget users, on their partition (stream/worker/forget.py)
 
     @classmethod
     def declare(cls, app: faust.App, settings: Settings) -> Topics:
@@ -35,4 +36,5 @@ class Topics:
             updates=app.topic(settings.topic_model_updates, partitions=1, **raw),
             repartition=app.topic(settings.topic_repartition, **raw),
             item_vectors=app.topic(settings.topic_item_vectors, **raw),
+            forget=app.topic(settings.topic_forget, **raw),
         )

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from faust.web import Request, Response
+from faust.web import Request, Response, View
 
+from stream.factories import PROFILE_MAX_ITEMS, PROFILE_MAX_TERMS
 from stream.worker.context import WorkerContext
+from stream.worker.forget import forget_users
 from stream.worker.model_sync import OwnerShell
+from stream.worker.routing import user_route
 
 
 def health(ctx: WorkerContext, owner: OwnerShell) -> dict[str, Any]:
@@ -51,8 +55,23 @@ def recommendations(ctx: WorkerContext, user_id: str, k: int) -> dict[str, Any]:
     }
 
 
+def whole_number(query: Mapping[str, str], name: str, default: int, lowest: int, highest: int) -> int:
+    """Query parameter ``name`` (``default`` when absent); ValueError with the message of a 400
+    unless it is a whole number from ``lowest`` to ``highest``."""
+    raw = query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or not lowest <= value <= highest:
+        raise ValueError(f"{name} must be a whole number from {lowest} to {highest}, got {raw!r}")
+    return value
+
+
 def register(ctx: WorkerContext, owner: OwnerShell) -> None:
-    app, users_table = ctx.app, ctx.tables.users
+    app = ctx.app
 
     @app.page("/healthz")
     async def health_page(web: Any, request: Request) -> Response:
@@ -65,24 +84,35 @@ def register(ctx: WorkerContext, owner: OwnerShell) -> None:
     @app.page("/segments/{segment}")
     async def segment_page(web: Any, request: Request, segment: str) -> Response:
         model = ctx.local.model
-        if not segment.isdigit() or int(segment) >= model.k:
+        if not (segment.isascii() and segment.isdigit()) or int(segment) >= model.k:
             return web.json({"error": f"no segment {segment!r}; ids are 0..{model.k - 1}"}, status=404)
-        portrait = ctx.local.profiles.profile(int(segment), top=int(request.query.get("top", 10)))
+        try:
+            top = whole_number(request.query, "top", 10, 1, max(PROFILE_MAX_TERMS, PROFILE_MAX_ITEMS))
+        except ValueError as exc:
+            return web.json({"error": str(exc)}, status=400)
+        portrait = ctx.local.profiles.profile(int(segment), top=top)
         return web.json({"size": int(model.sizes[int(segment)]), "model_version": model.version, **portrait})
 
     @app.page("/users/{user_id}/recommendations")
-    @app.table_route(table=users_table, match_info="user_id")
+    @user_route(ctx)
     async def recommendations_page(web: Any, request: Request, user_id: str) -> Response:
         try:
-            k = max(1, min(100, int(request.query.get("k", 10))))
-        except ValueError:
-            return web.json({"error": "k must be a whole number"}, status=400)
+            k = whole_number(request.query, "k", 10, 1, 100)
+        except ValueError as exc:
+            return web.json({"error": str(exc)}, status=400)
         return web.json(recommendations(ctx, user_id, k))
 
     @app.page("/users/{user_id}")
-    @app.table_route(table=users_table, match_info="user_id")
-    async def user_page(web: Any, request: Request, user_id: str) -> Response:
-        state = ctx.users.get(user_id)
-        if state is None:
-            return web.json({"error": f"unknown user {user_id!r}"}, status=404)
-        return web.json(state.public_view())
+    class UserPage(View):
+        @user_route(ctx)
+        async def get(self, request: Request, user_id: str) -> Response:
+            state = ctx.users.get(user_id)
+            if state is None:
+                return self.json({"error": f"unknown user {user_id!r}"}, status=404)
+            return self.json(state.public_view())
+
+        @user_route(ctx)
+        async def delete(self, request: Request, user_id: str) -> Response:
+            """Forget the user (stream/worker/forget.py); ``found``: whether they had a row."""
+            found = await forget_users(ctx, [user_id])
+            return self.json({"user_id": user_id, "forgotten": True, "found": bool(found)})

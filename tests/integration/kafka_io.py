@@ -10,13 +10,13 @@ from typing import Any
 from confluent_kafka import TopicPartition
 
 from stream.config import Settings
-from stream.kafka import consumer, producer, read_until_quiet
+from stream.kafka import cluster_config, consumer, producer, read_until_quiet
 
 
 def produce(settings: Settings, topic: str, records: Iterable[tuple[str | None, Any]], **config: Any) -> int:
     """Send (key, value) pairs; dict values become JSON, bytes go as they are; ``config``: more
     producer settings (e.g. ``message.max.bytes`` for big records)."""
-    out = producer(settings.bootstrap, **config)
+    out = producer(cluster_config(settings), **config)
     n = 0
     for key, value in records:
         raw = value if isinstance(value, bytes) or value is None else json.dumps(value).encode()
@@ -28,7 +28,7 @@ def produce(settings: Settings, topic: str, records: Iterable[tuple[str | None, 
 
 def read(settings: Settings, topic: str, count: int, timeout_s: float = 60.0) -> list[tuple[str | None, Any]]:
     """Read ``topic`` from the start until ``count`` records arrived (JSON values decoded)."""
-    reader = consumer(settings.bootstrap, f"test-reader-{time.time_ns()}", **{"enable.auto.commit": False})
+    reader = consumer(cluster_config(settings), f"test-reader-{time.time_ns()}", **{"enable.auto.commit": False})
     meta = reader.list_topics(topic, timeout=10).topics[topic]
     reader.assign([TopicPartition(topic, p, 0) for p in meta.partitions])
     out: list[tuple[str | None, Any]] = []
@@ -47,11 +47,11 @@ def read(settings: Settings, topic: str, count: int, timeout_s: float = 60.0) ->
 
 def drain(settings: Settings, topic: str, quiet_s: float = 2.0) -> list[tuple[str | None, Any]]:
     """Everything on ``topic`` once no new record arrived for ``quiet_s`` seconds."""
-    reader = consumer(settings.bootstrap, f"test-drain-{time.time_ns()}")
+    reader = consumer(cluster_config(settings), f"test-drain-{time.time_ns()}")
     partitions = reader.list_topics(topic, timeout=10).topics[topic].partitions
     reader.close()
     return [
         (None if msg.key() is None else msg.key().decode(), json.loads(msg.value()))
-        for msg in read_until_quiet(settings.bootstrap, [TopicPartition(topic, p, 0) for p in partitions], quiet_s)
+        for msg in read_until_quiet(cluster_config(settings), [TopicPartition(topic, p, 0) for p in partitions], quiet_s)
     ]
 

@@ -24,7 +24,7 @@ from models.fingerprint import EncoderFingerprint
 from stream.config import export_to_env
 from stream.datasets import movielens
 from stream.factories import new_segmentation
-from stream.kafka import ensure_topics, key_partition, read_last_value
+from stream.kafka import cluster_config, ensure_topics, key_partition, read_last_value
 from stream.replay import plan_offsets
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -122,7 +122,7 @@ def test_fresh_replays_write_their_own_topics_unless_told_to_publish_to_live_and
             f"--bootstrap={settings.bootstrap}", f"--topic-changes={fresh.topic_changes}",
             f"--topic-membership={fresh.topic_membership}", "--from-beginning",
         ]
-        model = json.loads(read_last_value(settings.bootstrap, fresh.topic_model))
+        model = json.loads(read_last_value(cluster_config(settings), fresh.topic_model))
         assert re.fullmatch("[0-9a-f]{16}", model["encoder"]["digest"])
         first_result = printed(replay, "worker")
 

@@ -27,7 +27,7 @@ from stream.config import Settings, load_settings
 from stream.contract.records import ACTIONS
 from stream.datasets import bbc, movielens
 from stream.factories import encoder_for
-from stream.kafka import consumer, ensure_topics, producer, publish
+from stream.kafka import cluster_config, consumer, ensure_topics, producer, publish
 from stream.tools.broker import EmbeddedBroker, free_port
 from stream.tools.launcher import WorkerProcess
 
@@ -62,7 +62,7 @@ def _latency_at_rate(
     produced: dict[tuple[int, int], float] = {}
     probes: list[tuple[int, int]] = []
     stop = threading.Event()
-    reader = consumer(settings.bootstrap, f"bench-latency-{os.getpid()}", **{"enable.auto.commit": False})
+    reader = consumer(cluster_config(settings), f"bench-latency-{os.getpid()}", **{"enable.auto.commit": False})
     reader.assign([TopicPartition(settings.topic_changes, p, OFFSET_END) for p in range(settings.partitions)])
 
     def read_changes() -> None:
@@ -77,7 +77,7 @@ def _latency_at_rate(
     thread = threading.Thread(target=read_changes, daemon=True)
     thread.start()
     time.sleep(2.0)  # the reader resolves the end offsets before the first event
-    out = producer(settings.bootstrap)
+    out = producer(cluster_config(settings))
     out.list_topics(settings.topic_behaviors, timeout=10)  # connected before the clock starts
     rng = np.random.default_rng(0)
     total = int(rate * seconds)

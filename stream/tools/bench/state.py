@@ -53,6 +53,10 @@ class _StatesInMemory(UserStore):
     def put_many(self, states: Iterable[UserState]) -> None:
         self.states.update((s.user_id, s) for s in states)
 
+    def delete_many(self, user_ids: Iterable[str]) -> None:
+        for user_id in user_ids:
+            self.states.pop(user_id, None)
+
     def user_ids(self) -> list[str]:
         return list(self.states)
 

@@ -92,7 +92,8 @@ def test_the_printed_commands_run_workers_and_watch_on_the_result():
     )
 
 
-def test_publish_to_live_goes_with_fresh():
+def test_publish_to_live_goes_with_fresh(capsys):
     args = build_parser().parse_args(["replay", "--publish-to-live"])
-    with pytest.raises(SystemExit, match="--publish-to-live goes with --fresh"):
+    with pytest.raises(SystemExit) as exit_:
         args.func(args)
+    assert exit_.value.code == 2 and "--publish-to-live goes with --fresh" in capsys.readouterr().err

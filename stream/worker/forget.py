@@ -1,0 +1,54 @@
+"""Forgetting users in the worker (docs/privacy.md).
+
+Two ways in, one way through: ``DELETE /users/{id}`` on the worker holding the user (routed
+there like ``GET``), and the requests ``segstream forget`` publishes on ``{app_id}-forget``
+(stream/forget.py), a topic partitioned like the users table, so the worker holding a user's
+row reads the requests for that user. Each forgotten user's row is deleted (a tombstone in the
+table's changelog), a ``forgotten`` change is published on the changes topic and a tombstone on
+the membership topic, and the model owner is told to drop the user's vector.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import faust
+
+from stream.worker.context import WorkerContext
+from stream.worker.output import send_update
+
+log = logging.getLogger("segstream")
+
+
+async def forget_users(ctx: WorkerContext, user_ids: Sequence[str]) -> list[str]:
+    """Erase ``user_ids`` (as stored: pseudonyms when ids are salted) from this worker and the
+    model, once every record is delivered; the ones that had a row."""
+    result = ctx.pipeline.forget(user_ids, ctx.users)
+    ctx.users.delete_many(user_ids)
+    sent = []
+    for change in result.changes:
+        sent.append(await ctx.topics.changes.send(key=change.user_id.encode(), value=change.to_bytes()))
+        ctx.counters.changes += 1
+        ctx.tallies.changes[(change.reason, change.mode)] += 1
+    for user_id in dict.fromkeys(user_ids):
+        sent.append(await ctx.topics.membership.send(key=user_id.encode(), value=None))
+    if result.update is not None:
+        await send_update(ctx, result.update)
+    for delivery in sent:
+        await delivery
+    found = [change.user_id for change in result.changes]
+    log.info("forgot %d users (%d had a row)", len(set(user_ids)), len(found))
+    return found
+
+
+def register(ctx: WorkerContext) -> None:
+    @ctx.app.agent(ctx.topics.forget, name="forget-users")
+    async def forget_requests(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(ctx.settings.batch_size, within=ctx.settings.batch_wait_s):
+            ids = [bytes(e.message.key).decode() for e in events if e.message.key]
+            here = [user_id for user_id in ids if ctx.users.holds(user_id)]
+            if len(here) < len(ids):
+                log.warning("forget: %d requests on a partition other than their user's skipped", len(ids) - len(here))
+            if here:
+                await forget_users(ctx, here)
