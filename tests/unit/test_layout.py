@@ -92,3 +92,10 @@ def test_the_faust_shell_is_thin():
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 length = node.end_lineno - node.lineno + 1
                 assert length <= MAX_SHELL_FUNCTION_LINES, f"{name}.{node.name}: {length} lines"
+
+
+def test_test_files_have_names_of_their_own():
+    """Test folders are not packages: pytest imports two files of one name as one module and
+    stops collecting (seen only when unit and integration tests run together, as in CI)."""
+    names = [path.name for path in (Path(__file__).resolve().parents[1]).rglob("test_*.py")]
+    assert sorted(n for n in set(names) if names.count(n) > 1) == []
