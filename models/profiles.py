@@ -29,17 +29,15 @@ shows only once ``term_min_users`` users used it (models/term_privacy.py).
 
 from __future__ import annotations
 
-import heapq
 import json
 import math
-import re
 from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
-from models.term_privacy import Candidates, scrub_contacts, user_hash
+from models.term_privacy import Candidates, user_hash
+from models.terms import Corpus, highest
+from models.tokens import review_terms
 
 __all__ = ["ProfileParams", "SegmentProfiles", "review_terms"]
 
@@ -49,21 +47,8 @@ _REBASE_HALF_LIVES = 256.0
 # Pruning keeps this share of the bound, so that it runs once per ~10% of new entries.
 _PRUNE_TO = 0.9
 _LABEL_PARTS = 3
-# Unicode letters only (no digits, no underscore), at least three of them.
-_WORD = re.compile(r"[^\W\d_]{3,}")
 
 _Kind = Literal["terms", "categories", "items"]
-
-
-def review_terms(text: str) -> tuple[str, ...]:
-    """Distinct terms of one review, in order of first appearance (binary per document).
-
-    Counting a term once per review keeps one long or repetitive review from outweighing
-    many short ones in its segment's portrait. E-mail addresses, URLs and phone-like numbers
-    are removed first (models/term_privacy.py), so no part of them becomes a term.
-    """
-    words = (w for w in _WORD.findall(scrub_contacts(text).lower()) if w not in ENGLISH_STOP_WORDS)
-    return tuple(dict.fromkeys(words))
 
 
 @dataclass(frozen=True)
@@ -113,44 +98,6 @@ class _Segment:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class _Corpus:
-    """Totals of one kind of count over all segments, for c-TF-IDF and lift."""
-
-    totals: dict[str, float]  # f(x): the count of x summed over segments
-    average: float  # A: mean segment size, over segments that have any count
-    grand_total: float
-
-    @classmethod
-    def of(cls, per_segment: Iterable[dict[str, float]]) -> _Corpus:
-        totals: dict[str, float] = {}
-        sizes = []
-        for counts in per_segment:
-            for key, count in counts.items():
-                totals[key] = totals.get(key, 0.0) + count
-            size = sum(counts.values())
-            if size > 0:
-                sizes.append(size)
-        grand = sum(sizes)
-        return cls(totals, grand / len(sizes) if sizes else 0.0, grand)
-
-    def ctfidf(self, counts: dict[str, float]) -> list[tuple[str, float]]:
-        """score(x, c) = tf(x, c) / sum tf(., c) * log(1 + A / f(x)), for x with a positive count."""
-        size = sum(counts.values())
-        if size <= 0:
-            return []
-        return [
-            (key, count / size * math.log1p(self.average / self.totals[key]))
-            for key, count in counts.items()
-            if count > 0
-        ]
-
-
-def _top(scored: Iterable[tuple[str, float]], n: int) -> list[tuple[str, float]]:
-    """The n highest scores; equal scores in key order, so results never depend on arrival."""
-    return heapq.nsmallest(n, scored, key=lambda pair: (-pair[1], pair[0]))
-
-
 class SegmentProfiles:
     """Per-segment decayed term, category, item and action counts for k segments."""
 
@@ -175,7 +122,7 @@ class SegmentProfiles:
         self._ref_ts: float | None = None  # T: the latest event time seen
         # Cross-segment totals, rebuilt on the first read after a write: reads (HTTP views,
         # recommendations) come in bursts between writes and each build is O(all counts).
-        self._corpora: dict[_Kind, _Corpus] = {}
+        self._corpora: dict[_Kind, Corpus] = {}
 
     @classmethod
     def new(cls, params: ProfileParams) -> SegmentProfiles:
@@ -326,10 +273,10 @@ class SegmentProfiles:
         _check_top(top)
         return [self._profile(s, top) for s in range(self.k)]
 
-    def _corpus(self, kind: _Kind) -> _Corpus:
+    def _corpus(self, kind: _Kind) -> Corpus:
         corpus = self._corpora.get(kind)
         if corpus is None:
-            corpus = self._corpora[kind] = _Corpus.of(getattr(s, kind) for s in self._segments)
+            corpus = self._corpora[kind] = Corpus.of(getattr(s, kind) for s in self._segments)
         return corpus
 
     def _profile(self, segment: int, top: int) -> dict[str, Any]:
@@ -337,41 +284,33 @@ class SegmentProfiles:
 
         Ranking categories (and items) by raw share would give every segment the same
         portrait — the catalogue's biggest genre and its blockbusters — and lift alone
-        promotes categories seen once; c-TF-IDF weighs both, as it does for words.
+        promotes categories seen once; c-TF-IDF weighs both, as it does for words. Terms use
+        the square-rooted share (models/terms.py), so words of every segment do not label one.
+        People read shares (of this segment's counts) and lifts (that share over everyone's);
+        the decayed weights behind them are under ``detail``.
         """
         seg = self._segments[segment]
-        terms, cats, items = self._corpus("terms"), self._corpus("categories"), self._corpus("items")
         n = max(top, _LABEL_PARTS)
-        top_terms = _top(terms.ctfidf(seg.terms), n)
-        top_cats = _top(cats.ctfidf(seg.categories), n)
-        cat_size = sum(seg.categories.values())
-        if top_terms:
-            label = " · ".join(t for t, _ in top_terms[:_LABEL_PARTS])
-        elif top_cats:
-            label = " · ".join(c for c, _ in top_cats[:_LABEL_PARTS])
-        else:
-            label = f"segment {segment}"
-        action_total = sum(seg.actions.values())
+        top_terms = highest(self._corpus("terms").ctfidf(seg.terms, reduce_frequent=True), n)
+        cats, items = self._corpus("categories"), self._corpus("items")
+        top_cats = highest(cats.ctfidf(seg.categories), top)
+        top_items = highest(items.ctfidf(seg.items), top)
+        label_parts = [t for t, _ in top_terms] or [c for c, _ in highest(cats.ctfidf(seg.categories), n)]
+        all_events = sum(s.events for s in self._segments)
+        scale = self._scale()
         return {
             "segment": segment,
-            "weight": seg.events * self._scale(),
+            "label": " · ".join(label_parts[:_LABEL_PARTS]) or f"segment {segment}",
+            "event_share": seg.events / all_events if all_events > 0 else 0.0,
             "top_terms": [{"term": t, "score": s} for t, s in top_terms[:top]],
-            "top_categories": [
-                {
-                    "category": c,
-                    "share": seg.categories[c] / cat_size,
-                    "lift": (seg.categories[c] / cat_size) / (cats.totals[c] / cats.grand_total),
-                    "score": s,
-                }
-                for c, s in top_cats[:top]
-            ],
-            "top_items": [{"item_id": i, "score": s} for i, s in _top(items.ctfidf(seg.items), top)],
-            "actions": (
-                {a: c / action_total for a, c in _top(seg.actions.items(), len(seg.actions))}
-                if action_total > 0
-                else {}
-            ),
-            "label": label,
+            "top_categories": _ranked("category", top_cats, seg.categories, cats),
+            "top_items": _ranked("item_id", top_items, seg.items, items),
+            "actions": _shares(dict(highest(seg.actions.items(), len(seg.actions)))),
+            "detail": {
+                "weight": seg.events * scale,
+                "category_weights": {c: seg.categories[c] * scale for c, _ in top_cats},
+                "item_weights": {i: seg.items[i] * scale for i, _ in top_items},
+            },
         }
 
     def popular_items(self, segment: int | None, n: int, exclude: Container[str] = frozenset()) -> list[str]:
@@ -386,7 +325,7 @@ class SegmentProfiles:
             counts = self._corpus("items").totals
         else:
             counts = self._segment(segment).items
-        return [i for i, _ in _top(((i, c) for i, c in counts.items() if i not in exclude), n)]
+        return [i for i, _ in highest(((i, c) for i, c in counts.items() if i not in exclude), n)]
 
     # --- persistence -----------------------------------------------------------------------
 
@@ -429,6 +368,20 @@ class SegmentProfiles:
     @classmethod
     def from_bytes(cls, raw: bytes) -> SegmentProfiles:
         return cls.from_doc(json.loads(raw))
+
+
+def _ranked(name: str, scored: list[tuple[str, float]], counts: dict[str, float], corpus: Corpus) -> list[dict[str, Any]]:
+    """Ranked keys with their share of this segment's counts, lift over everyone, c-TF-IDF score."""
+    size = sum(counts.values())
+    return [
+        {name: key, "share": counts[key] / size, "lift": corpus.lift(key, counts[key] / size), "score": score}
+        for key, score in scored
+    ]
+
+
+def _shares(counts: dict[str, float]) -> dict[str, float]:
+    total = sum(counts.values())
+    return {key: count / total for key, count in counts.items()} if total > 0 else {}
 
 
 def _check_top(top: int) -> None:

@@ -1,4 +1,4 @@
-"""``segstream`` command line: broker, worker, replay, load, watch, demo, evaluate, model export, bench, config."""
+"""``segstream`` command line: broker, worker, replay, load, watch, segments, demo, evaluate, model export, bench, config."""
 
 from __future__ import annotations
 
@@ -146,10 +146,25 @@ def cmd_forget(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from stream.tools.explain import run
+
+    return run(settings_from(args), args.user_id, args.json)
+
+
+def cmd_segments(args: argparse.Namespace) -> int:
+    from stream.tools.segments import run
+
+    try:
+        return run(settings_from(args), args.json, args.segment)
+    except LookupError as exc:
+        usage_error(args, str(exc))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from stream.tools.demo import run_demo
 
-    return run_demo(limit=args.limit, k=args.k, keep_logs=Path(args.logs))
+    return run_demo(limit=args.limit, k=args.k, keep_logs=Path(args.logs), serve=args.serve)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -293,10 +308,23 @@ def build_parser() -> argparse.ArgumentParser:
     add_settings_flags(p)
     p.set_defaults(func=cmd_forget)
 
+    p = sub.add_parser("explain", help="why a user is in their segment: nearest centroids, margin, items (asks a worker)")
+    p.add_argument("user_id", metavar="USER_ID", help="the user id as producers send it")
+    p.add_argument("--json", action="store_true", help="the worker's JSON answer instead of sentences")
+    add_settings_flags(p)
+    p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("segments", help="the segments a running worker holds: a table, or one segment's portrait (asks a worker)")
+    p.add_argument("--segment", type=int, metavar="N", help="one segment's full portrait: terms, categories, items, actions")
+    p.add_argument("--json", action="store_true", help="the worker's JSON portraits instead of tables")
+    add_settings_flags(p)
+    p.set_defaults(func=cmd_segments)
+
     p = sub.add_parser("demo", help="broker + worker + MovieLens load + segment summary, in one go")
     p.add_argument("--limit", type=int, default=0, help="only the first N ratings (default all 100k)")
     p.add_argument("--k", type=int, default=8)
     p.add_argument("--logs", default=".segstream/demo", help="where broker and worker logs go")
+    p.add_argument("--serve", action="store_true", help="afterwards keep broker and worker up for the live page until Ctrl-C")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(

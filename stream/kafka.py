@@ -5,7 +5,6 @@ JVM on partitioning."""
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from functools import lru_cache, partial
@@ -17,6 +16,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from stream.config import Settings
 from stream.logs import LIBRDKAFKA
+from stream.progress import progress
 from stream.security import librdkafka_security
 
 # librdkafka properties that name a cluster and how to reach it: bootstrap.servers and the
@@ -134,46 +134,25 @@ def _no_broker(cluster: Cluster, timeout_s: float, errors: list[KafkaError], las
     )
 
 
-class Progress:
-    """A one-line progress meter on stderr, redrawn at most twice a second."""
-
-    def __init__(self, label: str, total: int) -> None:
-        self.label, self.total, self.start, self.last = label, total, time.monotonic(), 0.0
-
-    def update(self, done: int, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self.last < 0.5:
-            return
-        self.last = now
-        rate = done / max(now - self.start, 1e-9)
-        eta = (self.total - done) / rate if rate > 0 else float("inf")
-        sys.stderr.write(
-            f"\r{self.label}: {done:,}/{self.total:,} ({rate:,.0f}/s, eta {eta:,.0f}s)   "
-        )
-        if force:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-
 def publish(settings: Settings, topic: str, events: list[tuple[str, dict[str, Any]]], label: str) -> float:
     """Produce keyed JSON events in order, with a progress line; returns the seconds it took."""
     out = producer(cluster_config(settings))
-    progress = Progress(label, len(events))
     start = time.monotonic()
-    for n, (key, doc) in enumerate(events, 1):
-        while True:
-            try:
-                out.produce(topic, key=key.encode(), value=json.dumps(doc).encode())
-                break
-            except BufferError:
-                out.poll(0.05)
-        if n % 1000 == 0:
-            out.poll(0)
-            progress.update(n)
-    remaining = out.flush(60)
-    if remaining:
-        raise SystemExit(f"{remaining} events to {topic} were not acknowledged by the broker")
-    progress.update(len(events), force=True)
+    with progress(label, len(events)) as update:
+        for n, (key, doc) in enumerate(events, 1):
+            while True:
+                try:
+                    out.produce(topic, key=key.encode(), value=json.dumps(doc).encode())
+                    break
+                except BufferError:
+                    out.poll(0.05)
+            if n % 1000 == 0:
+                out.poll(0)
+                update(n)
+        remaining = out.flush(60)
+        if remaining:
+            raise SystemExit(f"{remaining} events to {topic} were not acknowledged by the broker")
+        update(len(events))
     return time.monotonic() - start
 
 

@@ -289,6 +289,12 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+def iso_ms(ts: float | None) -> str | None:
+    """Epoch seconds as ISO-8601 UTC with milliseconds, as change events write ``ts``: the one
+    time format of HTTP answers (None stays None)."""
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+
+
 @dataclass(frozen=True, slots=True)
 class Source:
     """Where an input record was: topic, partition, offset."""

@@ -1,6 +1,7 @@
-"""The catalogue as the worker keeps it: each item's embedding and categories.
+"""The catalogue as the worker keeps it: each item's embedding, categories and title.
 
-Table value: 4-byte length, JSON header (categories), float32 vector.
+Table value: 4-byte length, JSON header ("c": categories, "t": title), float32 vector. Rows
+written before titles were kept have no "t" and read with an empty title.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -25,9 +27,10 @@ _HEADER = struct.Struct("<I")
 class CatalogueItem:
     vector: np.ndarray  # float32 [dim], unit norm
     categories: tuple[str, ...]
+    title: str = ""  # for people (portraits, recommendations); "" when unknown
 
     def to_bytes(self) -> bytes:
-        head = json.dumps({"c": list(self.categories)}, separators=(",", ":")).encode()
+        head = json.dumps({"c": list(self.categories), "t": self.title}, separators=(",", ":")).encode()
         return _HEADER.pack(len(head)) + head + self.vector.astype("<f4").tobytes()
 
     @classmethod
@@ -35,7 +38,7 @@ class CatalogueItem:
         (length,) = _HEADER.unpack_from(raw)
         head = json.loads(raw[_HEADER.size : _HEADER.size + length])
         vector = np.frombuffer(raw[_HEADER.size + length :], dtype="<f4")
-        return cls(vector, tuple(head["c"]))
+        return cls(vector, tuple(head["c"]), str(head.get("t", "")))
 
 
 def usable_vector(vector: np.ndarray) -> bool:
@@ -85,6 +88,12 @@ class Catalogue(Protocol):
     """Items by id: a dict in one process, :class:`CatalogueRows` in a worker."""
 
     def get(self, item_id: str, /) -> CatalogueItem | None: ...
+
+
+def titled(catalogue: Catalogue, item_ids: Iterable[str]) -> list[dict[str, str | None]]:
+    """Item ids with their titles, for people (None: not in the catalogue, or kept no title)."""
+    rows = ((item_id, catalogue.get(item_id)) for item_id in item_ids)
+    return [{"item_id": item_id, "title": (row.title or None) if row else None} for item_id, row in rows]
 
 
 def catalogue_text(message: Message) -> tuple[Item, str]:

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from stream.contract.records import Source
+from stream.contract.records import Source, iso_ms
 
 FORMAT = 2  # first byte of a row; rows of another format are refused
 ITEM_DIGEST_BYTES = 4  # a collision only hides one item from one user's recommendations
@@ -214,7 +214,7 @@ class UserState:
             "actions": dict(self.actions),
             "events": self.event_count,
             "pending_unknown_items": len(self.pending),
-            "last_event_ts": self.ref_ts or None,
+            "last_event_ts": iso_ms(self.ref_ts or None),
             "has_vector": self.vector_sum is not None,
         }
 

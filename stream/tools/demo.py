@@ -1,5 +1,6 @@
 """``segstream demo``: embedded broker + one worker + the MovieLens-100k stream, then a summary
-of the segments that formed, read back from the ``segment-changes`` topic."""
+of the segments that formed: ``segstream segments``' table, with the users' occupations read
+back from the ``segment-changes`` topic."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from stream.datasets import movielens
 from stream.kafka import Cluster, cluster_config, ensure_topics, publish, read_until_quiet
 from stream.tools.broker import EmbeddedBroker, free_port
 from stream.tools.launcher import WorkerProcess
+from stream.tools.segments import TABLE_TOP, collect, console, segments_table
 
 
 def final_memberships(cluster: Cluster, topic: str, partitions: int, quiet_s: float = 2.0) -> dict[str, dict]:
@@ -26,26 +28,30 @@ def final_memberships(cluster: Cluster, topic: str, partitions: int, quiet_s: fl
     return latest
 
 
-def describe_segments(portraits: list[dict], members: dict[str, int]) -> str:
-    """Per segment, from the worker's own profiles (GET /segments/{id}): size, the genres that
-    set it apart (with lift over everyone), its most distinctive movies; plus who its users
-    are (MovieLens occupations, which the worker never saw)."""
-    titles = {m.item_id: m.title for m in movielens.movies()}
+def occupations(members: dict[str, int]) -> dict[int, str]:
+    """Who each segment's users are: their three commonest MovieLens occupations, which the
+    worker never saw."""
     jobs_of = movielens.occupations()
-    lines = []
-    for p in portraits:
-        seg = p["segment"]
-        genres = ", ".join(f"{c['category']} {c['lift']:.1f}x" for c in p["top_categories"][:4])
-        movies = "; ".join(titles.get(i["item_id"], i["item_id"]) for i in p["top_items"][:3])
-        jobs = Counter(jobs_of.get(u, "?") for u, s in members.items() if s == seg)
-        actions = ", ".join(f"{a} {share:.0%}" for a, share in p["actions"].items())
-        lines.append(f"segment {seg}: {p['size']} users — {genres or '(no events counted here yet: its users acted before it formed)'}")
-        lines.append(f"    distinctive movies: {movies}")
-        lines.append(f"    actions: {actions}; occupations: {', '.join(f'{j} {n}' for j, n in jobs.most_common(3))}")
-    return "\n".join(lines)
+    jobs: dict[int, Counter[str]] = {}
+    for user, segment in members.items():
+        jobs.setdefault(segment, Counter())[jobs_of.get(user, "?")] += 1
+    return {s: ", ".join(f"{j} {n}" for j, n in c.most_common(3)) for s, c in jobs.items()}
 
 
-def run_demo(limit: int, k: int, keep_logs: Path) -> int:
+def serve_until_interrupted(worker: WorkerProcess) -> None:
+    """Keep the broker and the worker up for the live page until Ctrl-C (or the worker exits).
+    Ctrl-C reaches the broker too, which stops at once: the worker, which would wait for it to
+    shut down gracefully, is killed (the demo keeps nothing)."""
+    print(f"\nlive page: {worker.url}/ (broker and worker stay up; Ctrl-C stops them)", flush=True)
+    try:
+        while worker.process is not None and worker.process.poll() is None:
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        print("stopping the worker and the broker", flush=True)
+        worker.stop(kill=True)
+
+
+def run_demo(limit: int, k: int, keep_logs: Path, serve: bool = False) -> int:
     started = time.monotonic()
     keep_logs.mkdir(parents=True, exist_ok=True)
     broker = EmbeddedBroker(log_path=keep_logs / "broker.log")
@@ -96,9 +102,11 @@ def run_demo(limit: int, k: int, keep_logs: Path) -> int:
             )
             latest = final_memberships(cluster_config(settings), settings.topic_changes, settings.partitions)
             members = {u: c["segment"] for u, c in latest.items()}
-            portraits = [worker.get(f"/segments/{seg}")[1] for seg in range(k)]
-            print(f"\n{len(members)} users in {k} segments (from segment-changes and GET /segments/{{id}}):\n")
-            print(describe_segments(portraits, members))
+            overview, portraits = collect(lambda path: worker.get(path)[1], TABLE_TOP)
+            print(f"\n{len(members)} users in {k} segments (GET /segments/{{id}}; occupations from segment-changes):\n")
+            console().print(segments_table(overview, portraits, ("occupations", occupations(members))))
+            if serve:
+                serve_until_interrupted(worker)
         finally:
             worker.stop()
     print(f"\ndemo took {time.monotonic() - started:.0f}s", flush=True)

@@ -14,7 +14,8 @@ from confluent_kafka import TopicPartition
 
 from stream.config import Settings
 from stream.datasets import bbc, movielens
-from stream.kafka import Progress, cluster_config, consumer, ensure_topics, publish, wait_for_broker
+from stream.kafka import cluster_config, consumer, ensure_topics, publish, wait_for_broker
+from stream.progress import progress
 
 
 def load(settings: Settings, dataset: str, limit: int, skip_items: bool, wait_s: float) -> int:
@@ -40,7 +41,6 @@ def wait_for_catalogue(settings: Settings, item_ids: Collection[str], timeout_s:
     SystemExit saying what to do when that takes longer than ``timeout_s``."""
     topic = settings.topic_item_vectors
     missing = {item_id.encode() for item_id in item_ids}
-    progress = Progress("catalogue encoded by a worker", len(missing))
     reader = consumer(cluster_config(settings), f"segstream-load-{time.time_ns()}", **{"enable.auto.commit": False})
     deadline = time.monotonic() + timeout_s
     try:
@@ -48,14 +48,14 @@ def wait_for_catalogue(settings: Settings, item_ids: Collection[str], timeout_s:
             if time.monotonic() > deadline:
                 _give_up(settings, timeout_s, len(item_ids), len(missing))
             time.sleep(0.5)
-        while missing:
-            if time.monotonic() > deadline:
-                _give_up(settings, timeout_s, len(item_ids), len(missing))
-            msg = reader.poll(0.2)
-            if msg is not None and not msg.error():
-                missing.discard(msg.key())
-            progress.update(len(item_ids) - len(missing))
-        progress.update(len(item_ids), force=True)
+        with progress("catalogue encoded by a worker", len(missing)) as update:
+            while missing:
+                if time.monotonic() > deadline:
+                    _give_up(settings, timeout_s, len(item_ids), len(missing))
+                msg = reader.poll(0.2)
+                if msg is not None and not msg.error():
+                    missing.discard(msg.key())
+                update(len(item_ids) - len(missing))
     finally:
         reader.close()
 

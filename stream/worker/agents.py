@@ -17,7 +17,8 @@ import faust
 import numpy as np
 
 from models.encoder import Encoder
-from stream.contract.records import InvalidEvent, Message, shown
+from models.text import clean_text
+from stream.contract.records import InvalidEvent, Item, Message, shown
 from stream.core.catalogue import CatalogueItem, catalogue_text, usable_vector
 from stream.worker import replay_hooks
 from stream.worker.context import Tallies, WorkerContext
@@ -70,7 +71,7 @@ async def apply_batch(ctx: WorkerContext, encoder: EncoderThread, messages: list
 async def encode_items(ctx: WorkerContext, encoder: EncoderThread, messages: list[Message]) -> None:
     """Encode valid items into the item-vectors topic (and this worker's catalogue); dead-letter
     the others."""
-    good: list[tuple[str, str, tuple[str, ...]]] = []
+    good: list[tuple[Item, str]] = []
     messages_of_good: list[Message] = []
     for m in messages:
         try:
@@ -78,17 +79,17 @@ async def encode_items(ctx: WorkerContext, encoder: EncoderThread, messages: lis
         except InvalidEvent as exc:
             await send_dead_letter(ctx, m.dead_letter(str(exc)))
             continue
-        good.append((item.item_id, text, item.categories))
+        good.append((item, text))
         messages_of_good.append(m)
-    vectors = await encoder.encode([text for _, text, _ in good])
+    vectors = await encoder.encode([text for _, text in good])
     sent = []
-    for (item_id, _, categories), vector, message in zip(good, vectors, messages_of_good):
+    for (item, _), vector, message in zip(good, vectors, messages_of_good):
         if not usable_vector(vector):
             await send_dead_letter(ctx, message.dead_letter("the encoder returned a vector that is not finite or is zero"))
             continue
-        row = CatalogueItem(vector, categories)
-        sent.append(await ctx.topics.item_vectors.send(key=item_id.encode(), value=row.to_bytes()))
-        ctx.catalogue.put(item_id, row)
+        row = CatalogueItem(vector, item.categories, clean_text(item.title))
+        sent.append(await ctx.topics.item_vectors.send(key=item.item_id.encode(), value=row.to_bytes()))
+        ctx.catalogue.put(item.item_id, row)
     for delivery in sent:  # every worker's catalogue gets the item from the topic
         await delivery
     replay_hooks.after_items(ctx, messages)

@@ -30,7 +30,8 @@ from stream.kafka import cluster_config, ensure_topics, users_partition, wait_fo
 from stream.logs import faust_logging_config, throttle_client_logs
 from stream.security import aiokafka_security, uses_sasl, uses_tls
 from stream.worker import (
-    agents, broker_watch, catalogue, forget, held, http_auth, metrics, model_sync, output, probes, replay_hooks, sizes, web,
+    agents, broker_watch, catalogue, explain, forget, held, http_auth, metrics, model_sync, output, page, probes,
+    replay_hooks, sizes, web,
 )
 from stream.worker.broker_watch import BrokerWatch
 from stream.worker.consumer_patch import adapt_faust_consumer
@@ -134,6 +135,8 @@ def build_worker(
     output.register(ctx)
     broker_watch.register(ctx, watch)
     web.register(ctx, owner)
+    page.register(ctx)
+    explain.register(ctx)
     probes.register(ctx)
     metrics.register(ctx, owner)
     return ctx

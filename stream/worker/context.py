@@ -17,6 +17,7 @@ from models.segmentation import Segmentation
 from stream.config import Settings
 from stream.contract.records import shown
 from stream.core.pipeline import Pipeline
+from stream.core.recent import Recent
 from stream.core.replay_tracker import ReplayTracker
 from stream.core.catalogue import CatalogueRows
 from stream.worker.store import FaustUserStore, Tables
@@ -66,12 +67,23 @@ class Tallies:
     dead_letters: TallyOf[tuple[str, str]] = field(default_factory=TallyOf)  # (reason, input topic)
     changes: TallyOf[tuple[str, str]] = field(default_factory=TallyOf)  # (reason, mode) of published changes
     model_events: TallyOf[str] = field(default_factory=TallyOf)  # seed, refresh, reseed, rebuild (the owner's)
+    entered: TallyOf[int] = field(default_factory=TallyOf)  # published changes into each segment
+    left: TallyOf[int] = field(default_factory=TallyOf)  # published changes out of each segment
     updates_learned: int = 0  # by this worker as the owner
     encoder_batches: int = 0
     encoder_texts: int = 0
     encoder_seconds: float = 0.0
     last_batch_seconds: float = 0.0
     lag: dict[tuple[str, int], int] = field(default_factory=dict)  # input partition -> events not yet committed
+
+    def moved(self, previous: int | None, segment: int | None) -> None:
+        """Count a published change out of ``previous`` and into ``segment`` (None: no segment)."""
+        if previous == segment:
+            return
+        if previous is not None:
+            self.left[previous] += 1
+        if segment is not None:
+            self.entered[segment] += 1
 
     def encoded(self, texts: int, seconds: float) -> None:
         self.encoder_batches += 1
@@ -99,6 +111,7 @@ class WorkerContext:
     replay: ReplayTracker
     counters: Counters = field(default_factory=Counters)
     tallies: Tallies = field(default_factory=Tallies)
+    recent: Recent = field(default_factory=Recent)  # for the live page (stream/worker/page.py)
     # Held from reading users' rows to writing them back (a batch, a sweep chunk, a release, a
     # recount): emit awaits the outputs' delivery in between, and nothing may read a row meanwhile.
     rows: asyncio.Lock = field(default_factory=asyncio.Lock)

@@ -14,8 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
-# Pages served without a token.
-OPEN_PATHS = frozenset({"/livez", "/readyz", "/metrics"})
+# Pages served without a token: the live page's files hold no data (it asks /api/* with the token).
+OPEN_PATHS = frozenset({"/livez", "/readyz", "/metrics", "/", "/static/page.js", "/static/page.css"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

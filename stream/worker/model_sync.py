@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -205,6 +206,7 @@ async def follow(ctx: WorkerContext, new_version: asyncio.Event) -> None:
                 return
             if ctx.local.adopt(published):
                 new_version.set()
+            ctx.recent.adopted(ctx.local.version, ctx.local.model.sizes, time.time())
     finally:
         await reader.stop()
 

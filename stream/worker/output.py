@@ -34,6 +34,8 @@ async def emit(ctx: WorkerContext, result: BatchResult) -> None:
         deliveries.append(await ctx.topics.membership.send(key=key, value=value))
         ctx.counters.changes += 1
         ctx.tallies.changes[(change.reason, change.mode)] += 1
+        ctx.tallies.moved(change.previous_segment, change.segment)
+        ctx.recent.changed(change.to_doc())
     for delivery in deliveries:
         await delivery
     ctx.users.put_many(result.states.values())

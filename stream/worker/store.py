@@ -9,6 +9,7 @@ partition, so the local database, the changelog and changelog recovery all agree
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -97,6 +98,26 @@ class FaustUserStore(UserStore):
             if partition in found:
                 found[partition].append(UserState.segment_in(raw))
         return found
+
+    def sample(self, n: int, scan: int, seed: int = 0) -> list[UserState]:
+        """Up to ``n`` of this worker's users with a vector, drawn evenly from the first ``scan``
+        rows (a reservoir with a fixed seed: the same rows give the same users every time)."""
+        rng = random.Random(seed)
+        active = self.active_partitions()
+        chosen: list[bytes] = []
+        eligible = 0
+        for seen, (key, raw) in enumerate(self.table.items()):
+            if seen >= scan:
+                break
+            if key_partition(key, self.partitions) not in active:
+                continue
+            if len(chosen) < n:
+                chosen.append(raw)
+            elif (slot := rng.randrange(eligible + 1)) < n:
+                chosen[slot] = raw
+            eligible += 1
+        states = [UserState.from_bytes(raw) for raw in chosen]
+        return [s for s in states if s.vector is not None]
 
     def user_ids_holding(self) -> list[str]:
         """This worker's users whose rows hold behaviours for unknown items."""

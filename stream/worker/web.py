@@ -7,6 +7,8 @@ from typing import Any
 
 from faust.web import Request, Response, View
 
+from stream.contract.records import iso_ms
+from stream.core.catalogue import titled
 from stream.factories import PROFILE_MAX_ITEMS, PROFILE_MAX_TERMS
 from stream.worker.context import WorkerContext
 from stream.worker.forget import forget_users
@@ -34,12 +36,32 @@ def health(ctx: WorkerContext, owner: OwnerShell) -> dict[str, Any]:
 def segments(ctx: WorkerContext) -> dict[str, Any]:
     model = ctx.local.model
     portraits = ctx.local.profiles.profiles(top=5)
+    total = int(model.sizes.sum())
     return {
         "model_version": model.version,
         "seeded": model.seeded,
         "users_waiting_for_seed": 0 if model.seeded else len(model.reservoir),
-        "segments": [{"id": i, "size": int(n), "label": portraits[i]["label"]} for i, n in enumerate(model.sizes)],
-        "model_events": model.history[-10:],
+        "segments": [
+            {"id": i, "size": int(n), "share": int(n) / total if total else 0.0, "label": portraits[i]["label"]}
+            for i, n in enumerate(model.sizes)
+        ],
+        "model_events": [{**e, "ts": iso_ms(e["ts"])} for e in model.history[-10:]],  # the model keeps epoch s
+    }
+
+
+def segment_portrait(ctx: WorkerContext, segment: int, top: int) -> dict[str, Any]:
+    """GET /segments/{id}: the profile's portrait, with the segment's size, its share of users and
+    the titles of its items (looked up in this worker's catalogue: the model keeps ids only)."""
+    model = ctx.local.model
+    portrait = ctx.local.profiles.profile(segment, top=top)
+    size, total = int(model.sizes[segment]), int(model.sizes.sum())
+    titles = titled(ctx.catalogue, [i["item_id"] for i in portrait["top_items"]])
+    return {
+        "size": size,
+        "share": size / total if total else 0.0,
+        "model_version": model.version,
+        **portrait,
+        "top_items": [item | named for item, named in zip(portrait["top_items"], titles)],
     }
 
 
@@ -51,7 +73,7 @@ def recommendations(ctx: WorkerContext, user_id: str, k: int) -> dict[str, Any]:
         "user_id": user_id,
         "segment": segment,
         "source": "global popularity (cold user)" if segment is None else "segment popularity",
-        "items": items,
+        "items": titled(ctx.catalogue, items),
     }
 
 
@@ -90,8 +112,7 @@ def register(ctx: WorkerContext, owner: OwnerShell) -> None:
             top = whole_number(request.query, "top", 10, 1, max(PROFILE_MAX_TERMS, PROFILE_MAX_ITEMS))
         except ValueError as exc:
             return web.json({"error": str(exc)}, status=400)
-        portrait = ctx.local.profiles.profile(int(segment), top=top)
-        return web.json({"size": int(model.sizes[int(segment)]), "model_version": model.version, **portrait})
+        return web.json(segment_portrait(ctx, int(segment), top))
 
     @app.page("/users/{user_id}/recommendations")
     @user_route(ctx)

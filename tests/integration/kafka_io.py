@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterable
 from typing import Any
 
 from confluent_kafka import TopicPartition
 
-from stream.config import Settings
+from stream.config import Settings, export_to_env
 from stream.kafka import cluster_config, consumer, producer, read_until_quiet
 
 
@@ -55,3 +58,24 @@ def drain(settings: Settings, topic: str, quiet_s: float = 2.0) -> list[tuple[st
         for msg in read_until_quiet(cluster_config(settings), [TopicPartition(topic, p, 0) for p in partitions], quiet_s)
     ]
 
+
+
+def load_movielens_slice(settings: Settings, worker: Any, movies: int = 80, ratings: int = 1500) -> list:
+    """The first ``movies`` movies and ``ratings`` of their ratings into a running worker, then
+    wait until it has applied them and settled; the ratings sent."""
+    from stream.datasets import movielens
+
+    catalogue = movielens.movies()[:movies]
+    produce(settings, settings.topic_items, [(m.item_id, movielens.item_event(m)) for m in catalogue])
+    worker.wait_until(lambda h: h["catalogue_items"] == movies, 120, "the catalogue")
+    sent = [r for r in movielens.ratings() if int(r.item_id) <= movies][:ratings]
+    produce(settings, settings.topic_behaviors, [(r.user_id, movielens.behavior_event(r)) for r in sent])
+    worker.wait_until(lambda h: h["counters"]["applied"] >= len(sent), 180, "the ratings")
+    worker.settled(quiet_s=2.0, timeout_s=120)
+    return sent
+
+
+def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess:
+    """``segstream ARGS`` with ``settings`` as the only SEGSTREAM_* variables."""
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("SEGSTREAM_")}, **export_to_env(settings)}
+    return subprocess.run([sys.executable, "-m", "stream.cli", *args], env=env, capture_output=True, text=True, timeout=60)

@@ -123,7 +123,9 @@ def test_behaviour_on_items_and_unknown_items_are_held(settings_for, start_worke
     assert status == 200 and recs["segment"] is None and len(recs["items"]) == 3  # cold: global popularity
     bought = {movies[n].item_id for n in range(5)}
     status, recs = worker.get("/users/alice/recommendations?k=10")
-    assert recs["segment"] == alice_segment and not bought & set(recs["items"])
+    assert recs["segment"] == alice_segment and not bought & {i["item_id"] for i in recs["items"]}
+    titles = {m.item_id: movielens.item_event(m)["title"] for m in movies}
+    assert all(i["title"] == titles[i["item_id"]] for i in recs["items"] + portrait["top_items"])
 
     # The item arrives; bob's next event applies the held behaviour. Nothing was dead-lettered.
     produce(settings, settings.topic_items, [("not-yet-in-catalogue", {"item_id": "not-yet-in-catalogue", "title": "A late movie", "categories": ["Drama"]})])

@@ -8,9 +8,9 @@ dict standing in for the ``item-vectors`` global table. Each distinct text is en
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,7 @@ from stream.core.local_run import LocalRun
 from stream.core.pipeline import Pipeline
 from stream.core.user_state import UserState
 from stream.factories import new_segmentation
+from stream.progress import progress as progress_bar
 from stream.tools.evaluate.events_file import EventFile, StreamLine
 from stream.tools.evaluate.recommend import id_key
 
@@ -49,18 +50,14 @@ class TextVectors:
             return
         start = time.perf_counter()
         chunk = max(self.batch_size * 8, 1)
-        for begin in range(0, len(missing), chunk):
-            part = missing[begin : begin + chunk]
-            rows = self.encoder.encode(part, batch_size=self.batch_size)
-            for text, row in zip(part, rows):
-                self.cache[text] = np.array(row, dtype=np.float32)
-            if self.progress:
-                done = begin + len(part)
-                rate = done / max(time.perf_counter() - start, 1e-9)
-                sys.stderr.write(f"\rencoding {label}: {done:,}/{len(missing):,} ({rate:,.1f}/s)   ")
-                sys.stderr.flush()
-        if self.progress:
-            sys.stderr.write("\n")
+        bar = progress_bar(f"encoding {label}", len(missing)) if self.progress else nullcontext(_no_progress)
+        with bar as update:
+            for begin in range(0, len(missing), chunk):
+                part = missing[begin : begin + chunk]
+                rows = self.encoder.encode(part, batch_size=self.batch_size)
+                for text, row in zip(part, rows):
+                    self.cache[text] = np.array(row, dtype=np.float32)
+                update(begin + len(part))
         self.seconds += time.perf_counter() - start
         self.encoded += len(missing)
 
@@ -69,6 +66,10 @@ class TextVectors:
             return np.zeros((0, self.dim), dtype=np.float32)
         self.warm(texts)
         return np.stack([self.cache[t] for t in texts])
+
+
+def _no_progress(done: int) -> None:
+    """Progress goes nowhere (``TextVectors(progress=False)``)."""
 
 
 def encode_items(file: EventFile, vectors: TextVectors) -> tuple[dict[str, Any], dict[str, np.ndarray], int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stream.tools.evaluate.metrics import SILHOUETTE_SAMPLE
+from stream.tools.evaluate.metrics import DUNN_SAMPLE, SILHOUETTE_SAMPLE
 from stream.tools.evaluate.recommend import TOP_N
 
 ROWS: list[tuple[str, str, str]] = [
@@ -17,6 +17,7 @@ ROWS: list[tuple[str, str, str]] = [
     ("silhouette", "silhouette (cosine)", ".4f"),
     ("calinski_harabasz", "Calinski-Harabasz", ".2f"),
     ("davies_bouldin", "Davies-Bouldin", ".4f"),
+    ("dunn", "Dunn (Euclidean, sampled)", ".4f"),
     ("nmi_vs_batch", "NMI segments vs batch", ".4f"),
     ("ari_vs_batch", "ARI segments vs batch", ".4f"),
     ("nmi_vs_labels", "NMI segments vs labels", ".4f"),
@@ -101,7 +102,7 @@ def format_report(report: dict[str, Any]) -> str:
     lines.append(
         "inertia ratio: sum of squared distances of the final user vectors to their nearest streaming "
         "centroid over the same for KMeans(k, n_init=10) fitted on them; silhouette on at most "
-        f"{SILHOUETTE_SAMPLE} users"
+        f"{SILHOUETTE_SAMPLE} users, Dunn's index on at most {DUNN_SAMPLE}"
     )
     for r in results:
         for error in sorted(set(r["errors"])):

@@ -17,3 +17,12 @@ def test_rows_tombstones_and_records_no_worker_wrote():
     assert len(rows) == 1
     rows.put_row(b"i1", None)
     assert not rows.knows("i1") and rows.get("i1") is None
+
+
+def test_a_row_keeps_the_title_and_rows_written_before_titles_read_with_none():
+    item = CatalogueItem(np.array([0.6, 0.8], dtype=np.float32), ("Drama", "Romance"), "Amélie (2001)")
+    back = CatalogueItem.from_bytes(item.to_bytes())
+    assert (back.title, back.categories, back.vector.tolist()) == ("Amélie (2001)", ("Drama", "Romance"), item.vector.tolist())
+    head = b'{"c":["Drama"]}'  # the row format before titles: no "t"
+    old = CatalogueItem.from_bytes(len(head).to_bytes(4, "little") + head + item.vector.astype("<f4").tobytes())
+    assert (old.title, old.categories, old.vector.tolist()) == ("", ("Drama",), item.vector.tolist())

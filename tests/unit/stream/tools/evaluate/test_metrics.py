@@ -49,6 +49,24 @@ def test_calinski_harabasz_and_davies_bouldin_by_hand():
     assert metrics.davies_bouldin(x, np.zeros(4, dtype=int)) is None
 
 
+def test_dunn_by_hand_and_degenerate_cases():
+    # Two blobs on a line: {0, 1, 2} and {10, 11}. Closest pair across: 2 and 10 (8 apart);
+    # widest blob: 0..2 (diameter 2). Dunn = 8 / 2 = 4.
+    x = np.array([[0.0], [1.0], [2.0], [10.0], [11.0]])
+    labels = np.array([0, 0, 0, 1, 1])
+    assert metrics.dunn(x, labels) == pytest.approx(4.0)
+    # A singleton segment has diameter 0: the other blobs set the denominator. 2 -> 5: 3 / 2.
+    assert metrics.dunn(np.array([[0.0], [1.0], [2.0], [5.0]]), np.array([0, 0, 0, 1])) == pytest.approx(1.5)
+    assert metrics.dunn(x, np.zeros(5, dtype=int)) is None  # one segment: no separation to measure
+    assert metrics.dunn(np.array([[0.0], [3.0]]), np.array([0, 1])) is None  # only singletons: infinite
+    # The sample bounds the work: it scores on at most ``sample`` rows, a fixed choice.
+    rng = np.random.default_rng(0)
+    blobs = np.concatenate([rng.normal(0, 0.1, (500, 2)), rng.normal(5, 0.1, (500, 2))])
+    split = np.repeat([0, 1], 500)
+    sampled = metrics.dunn(blobs, split, sample=100, seed=1)
+    assert sampled == metrics.dunn(blobs, split, sample=100, seed=1) and sampled > 5
+
+
 def test_nmi_and_ari_by_hand():
     assert metrics.nmi([0, 0, 1, 1], [5, 5, 7, 7]) == pytest.approx(1.0)
     assert metrics.ari([0, 0, 1, 1], ["b", "b", "a", "a"]) == pytest.approx(1.0)
@@ -66,6 +84,8 @@ def test_clustering_metrics_uses_only_labelled_users_and_a_given_batch():
     assert out["inertia_ratio"] == pytest.approx(1.0)
     assert out["nmi_vs_batch"] == pytest.approx(1.0) and out["ari_vs_batch"] == pytest.approx(1.0)
     assert out["nmi_vs_labels"] == pytest.approx(1.0) and out["batch_nmi_vs_labels"] == pytest.approx(1.0)
+    # Across: (0.9, 0.1) to (0.1, 0.9) is 0.8 * sqrt(2); within: 0.1 * sqrt(2) each. Dunn = 8.
+    assert out["dunn"] == pytest.approx(8.0)
 
 
 def test_aggregate_mean_and_spread():

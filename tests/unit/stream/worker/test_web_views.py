@@ -1,0 +1,61 @@
+"""What the HTTP views answer for people: ISO-8601 UTC times, shares, item titles."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from models.clustering import KMeansParams, StreamingKMeans
+from models.profiles import SegmentProfiles
+from stream.contract.records import iso_ms
+from stream.core.catalogue import CatalogueItem
+from stream.core.user_state import UserState
+from stream.worker.web import recommendations, segment_portrait, segments
+
+TS = 1_796_096_515.592  # 2026-12-01T03:41:55.592Z
+VECTOR = np.ones(2, np.float32)
+
+
+def context() -> SimpleNamespace:
+    model = StreamingKMeans(KMeansParams(k=2, seed_users=2), 2)
+    model.sizes[:] = [3, 1]
+    model.history.append({"event": "seed", "version": 1, "ts": TS})
+    profiles = SegmentProfiles(k=2, half_life_s=86400.0)
+    profiles.add_action(0, "amelie", ["Comedy"], "purchase", 3.0, TS)
+    profiles.add_action(0, "no-title", ["Comedy"], "view", 1.0, TS)
+    profiles.add_action(1, "gone", ["Drama"], "view", 1.0, TS)
+    catalogue = {
+        "amelie": CatalogueItem(VECTOR, ("Comedy",), "Amélie (2001)"),
+        "no-title": CatalogueItem(VECTOR, ("Comedy",)),  # a row written before titles
+    }
+    return SimpleNamespace(local=SimpleNamespace(model=model, profiles=profiles), catalogue=catalogue, users={})
+
+
+def test_times_are_iso_8601_utc_with_milliseconds_as_change_events_write_them():
+    assert iso_ms(TS) == "2026-12-01T03:41:55.592+00:00"
+    assert iso_ms(None) is None
+    assert segments(context())["model_events"] == [{"event": "seed", "version": 1, "ts": "2026-12-01T03:41:55.592+00:00"}]
+    user = UserState("u1")
+    assert user.public_view()["last_event_ts"] is None
+    user.ref_ts = TS
+    assert user.public_view()["last_event_ts"] == "2026-12-01T03:41:55.592+00:00"
+
+
+def test_segments_have_their_share_of_users():
+    listed = segments(context())["segments"]
+    assert [(s["id"], s["size"], s["share"]) for s in listed] == [(0, 3, 0.75), (1, 1, 0.25)]
+
+
+def test_a_portrait_and_recommendations_name_items_by_title_where_the_catalogue_has_one():
+    ctx = context()
+    portrait = segment_portrait(ctx, 0, top=5)
+    assert (portrait["size"], portrait["share"]) == (3, 0.75)
+    titles = {i["item_id"]: i["title"] for i in portrait["top_items"]}
+    assert titles == {"amelie": "Amélie (2001)", "no-title": None}
+    assert portrait["top_items"][0]["share"] == pytest.approx(0.75)
+    recs = recommendations(ctx, "cold-user", 3)
+    assert recs["items"] == [
+        {"item_id": "amelie", "title": "Amélie (2001)"},
+        {"item_id": "gone", "title": None},  # no longer in the catalogue
+        {"item_id": "no-title", "title": None},
+    ]
