@@ -36,6 +36,11 @@ def item_name(item: Mapping[str, Any]) -> str:
     return item.get("title") or item["item_id"]
 
 
+# A segment with users and no portrait: it formed (or was re-seeded) after its users' events
+# were counted; its portrait fills as they act again.
+NOT_COUNTED_YET = "(no events counted here yet: its users acted before it formed)"
+
+
 def segments_table(
     overview: Mapping[str, Any], portraits: list[dict[str, Any]], extra: tuple[str, Mapping[int, str]] | None = None
 ) -> Table:
@@ -51,6 +56,8 @@ def segments_table(
     for p in portraits:
         cats = ", ".join(f"{c['category']} {c['lift']:.1f}×" for c in p["top_categories"][:TABLE_TOP])
         items = "; ".join(item_name(i) for i in p["top_items"][:TABLE_TOP])
+        if not (cats or items) and p["size"]:
+            cats = NOT_COUNTED_YET
         row = [str(p["segment"]), f"{p['size']:,}", f"{p['share']:.0%}", p["label"], cats or "-", items or "-"]
         table.add_row(*row, *([extra[1].get(p["segment"], "")] if extra else []))
     return table

@@ -18,27 +18,20 @@ log = logging.getLogger("segstream")
 
 
 async def emit(ctx: WorkerContext, result: BatchResult) -> None:
-    """Publish the changes and memberships (those a replay does not hold back) and wait until
-    they are delivered, then write the rows; then the dead letters and the owner's update.
-    Call it holding ``ctx.rows`` since the rows were read.
-
-    Outputs first: after a crash in between, the redelivered events are applied again to the
-    rows that were not written, and the same change is published again (for each user the
-    latest wins); rows first would leave a segment that no subscriber was told of."""
-    deliveries = []
+    """Write the rows, then publish changes and memberships (those a replay does not hold
+    back), dead letters and the update for the owner. Call it holding ``ctx.rows`` since the
+    rows were read (a rebalance waits for it, then flushes: stream/worker/output.register)."""
+    ctx.users.put_many(result.states.values())
     for change in result.changes:
         if not ctx.replay.publishes(change):
             continue
         key, value = change.user_id.encode(), change.to_bytes()
-        deliveries.append(await ctx.topics.changes.send(key=key, value=value))
-        deliveries.append(await ctx.topics.membership.send(key=key, value=value))
+        await ctx.topics.changes.send(key=key, value=value)
+        await ctx.topics.membership.send(key=key, value=value)
         ctx.counters.changes += 1
         ctx.tallies.changes[(change.reason, change.mode)] += 1
         ctx.tallies.moved(change.previous_segment, change.segment)
         ctx.recent.changed(change.to_doc())
-    for delivery in deliveries:
-        await delivery
-    ctx.users.put_many(result.states.values())
     for letter in result.dead_letters:
         await send_dead_letter(ctx, letter)
     if result.update is not None:
