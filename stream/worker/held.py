@@ -13,7 +13,6 @@ from typing import Any
 
 import faust
 
-from stream.kafka import key_partition
 from stream.worker.context import WorkerContext, survive
 from stream.worker.output import emit
 
@@ -46,8 +45,7 @@ async def release(ctx: WorkerContext) -> None:
     ready = waiting.arrived(ctx.catalogue.knows, RELEASE_USERS)
     if not ready:
         return
-    active = ctx.users.active_partitions()
-    mine = [u for u in ready if key_partition(u.encode(), ctx.settings.partitions) in active]
+    mine = [u for u in ready if ctx.users.holds(u)]
     for user_id in set(ready) - set(mine):
         waiting.forget(user_id)  # another worker holds them now
     async with ctx.rows:

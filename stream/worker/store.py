@@ -21,7 +21,7 @@ from faust.stores.rocksdb import Store as RocksDBStore
 from stream.config import Settings
 from stream.core.user_state import UserState
 from stream.core.user_store import UserStore
-from stream.kafka import USERS_TABLE, key_partition
+from stream.kafka import USERS_TABLE, key_partition, user_partition
 
 
 class KeyPartitionedRocksDB(RocksDBStore):
@@ -84,7 +84,7 @@ class FaustUserStore(UserStore):
                 del self.table[user_id.encode()]
 
     def holds(self, user_id: str) -> bool:
-        return key_partition(user_id.encode(), self.partitions) in self.active_partitions()
+        return user_partition(user_id, self.partitions) in self.active_partitions()
 
     def user_ids(self) -> list[str]:
         active = self.active_partitions()
