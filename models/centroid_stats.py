@@ -63,11 +63,15 @@ class CentroidStats:
 
     def to_doc(self) -> dict[str, Any]:
         users = list(self.users)
+        rows = np.flatnonzero(self.counts)
         return {
             "k": self.k,
             "dim": self.dim,
             "version": self.version,
-            "sums": encode_array(self.sums, "<f8"),
+            # A batch touches few segments: only their rows, in float32 (a batch's sum of unit
+            # vectors keeps ~7 digits; the owner adds them up in float64).
+            "rows": rows.tolist(),
+            "sums": encode_array(self.sums[rows], "<f4"),
             "counts": self.counts.tolist(),
             "census": {str(p): c.tolist() for p, c in self.census.items()},
             "users": users,
@@ -82,7 +86,10 @@ class CentroidStats:
         stats = cls(
             int(doc["k"]), int(doc["dim"]), int(doc["version"]), rebuild=doc["rebuild"], forget=list(doc.get("forget", []))
         )
-        stats.sums = decode_array(doc["sums"], "<f8").reshape(stats.k, stats.dim)
+        if "rows" in doc:
+            stats.sums[doc["rows"]] = decode_array(doc["sums"], "<f4").reshape(-1, stats.dim)
+        else:  # an update written without "rows": all k rows, in float64
+            stats.sums = decode_array(doc["sums"], "<f8").reshape(stats.k, stats.dim)
         stats.counts = np.asarray(doc["counts"], dtype=np.int64)
         stats.census = {int(p): np.asarray(c, dtype=np.int64) for p, c in doc["census"].items()}
         vectors = decode_array(doc["vectors"], "<f2").astype(np.float32).reshape(-1, stats.dim)

@@ -8,6 +8,7 @@ numpy: a worker whose cache is already populated starts without torch, onnx or o
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
@@ -19,11 +20,14 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
+from models.calibration import auto_precision
 from models.export import EMBEDDING_OUTPUT, METADATA_FILE, export_onnx
 from models.fingerprint import EncoderFingerprint, fingerprint_files
 from models.precision import graph_file, resolve
 
 __all__ = ["Encoder", "load_encoder", "physical_cores", "select_providers"]
+
+log = logging.getLogger(__name__)
 
 CPU_BATCH_SIZE = 32
 # Characters read per token of the model's limit: WordPiece turns a word over 100 characters into
@@ -56,6 +60,8 @@ class Encoder:
     max_length: int
     providers: list[str]
     batch_size: int
+    precision: str
+    precision_reason: str
 
     def __init__(
         self,
@@ -68,12 +74,13 @@ class Encoder:
     ) -> None:
         """Load an :func:`export_onnx` directory.
 
-        ``precision`` picks the graph (see the module docstring); "int8" and "fp16" are made on
-        first use. ``intra_op_threads`` defaults to the physical cores available to this
+        ``precision`` picks the graph (models/precision.py); derived graphs are made on first
+        use, and ``auto`` on a CPU is calibrated once per CPU (models/calibration.py); the
+        resolved name is :attr:`precision`, why it was chosen :attr:`precision_reason`. ``intra_op_threads`` defaults to the physical cores available to this
         process (:func:`physical_cores`). ``max_length`` overrides the exported token limit;
         it must stay within the model's position embeddings.
         """
-        onnx_dir = Path(onnx_dir)
+        onnx_dir = self._onnx_dir = Path(onnx_dir)
         metadata_file = onnx_dir / METADATA_FILE
         if not metadata_file.is_file():
             raise FileNotFoundError(f"{metadata_file} missing: run export_onnx first")
@@ -87,7 +94,10 @@ class Encoder:
         providers = select_providers(ort.get_available_providers(), prefer_gpu)
         on_gpu = providers[0] == "CUDAExecutionProvider"
         self.precision = resolve(precision, on_gpu)
+        self.precision_reason = "fp16 on CUDA" if precision == "auto" else "set explicitly"
         self.intra_op_threads = intra_op_threads if intra_op_threads else physical_cores()
+        if self.precision == "auto":
+            self.precision, self.precision_reason = auto_precision(onnx_dir, self.intra_op_threads, self._runner_for)
         options = ort.SessionOptions()
         # One request at a time through a chain of ops: parallelism is within each op
         # (intra-op), one thread per physical core; an inter-op pool would only compete.
@@ -97,6 +107,7 @@ class Encoder:
         self._graph = graph_file(onnx_dir, self.precision)
         self._session = ort.InferenceSession(str(self._graph), sess_options=options, providers=providers)
         self.providers = self._session.get_providers()
+        log.info("encoder precision %s (%s): %s", self.precision, self._graph.name, self.precision_reason)
         # Where the output is bound: on the GPU it stays there until the [batch, dim] copy back.
         self._output_device = "cuda" if self.providers[0] == "CUDAExecutionProvider" else "cpu"
         # Texts per run when the caller names none: a GPU needs big batches to be kept busy.
@@ -126,6 +137,13 @@ class Encoder:
             pad_type_id=pad.get("pad_type_id", 0),
             pad_token=pad.get("pad_token", "[PAD]"),
         )
+
+    def _runner_for(self, precision: str) -> Any:
+        """The encode function of a CPU encoder like this one in ``precision`` (calibration)."""
+        encoder = Encoder(
+            self._onnx_dir, prefer_gpu=False, intra_op_threads=self.intra_op_threads, precision=precision
+        )
+        return encoder.encode
 
     @cached_property
     def fingerprint(self) -> EncoderFingerprint:

@@ -6,7 +6,16 @@
 - ``fp16`` serves ``model_fp16.onnx``: optimum's transformer optimizer (fused attention,
   skip-layer-norm, bias-GELU) and float16 weights and activations, float32 in and out; for
   GPUs (tensor cores). onnxruntime's CPU kernels run it too, more slowly than fp32.
-- ``auto`` is fp16 when the session runs on CUDA, else fp32 (:func:`resolve`).
+- ``fp32-fused`` serves ``model_fused.onnx``: onnxruntime's transformer optimizer for CPUs
+  (EmbedLayerNormalization, Attention, SkipLayerNormalization and BiasGelu fused), float32.
+- ``int8-fused`` serves ``model_fused_int8.onnx``: that fused graph with the same dynamic u8s8
+  per-channel quantization applied to its MatMuls but the FFN's down projections (fed by the
+  GELU) and the fused Attention, which stay fp32 for a min cosine to fp32 above 0.99.
+- ``auto`` is fp16 when the session runs on CUDA; on a CPU, the candidate the CPU's flags allow
+  that a short calibration found fastest within cosine 0.99 of fp32 (models/calibration.py).
+
+There is no bf16 graph: onnxruntime's x86 CPU kernels have no bfloat16 MatMul or Attention,
+so a bf16 graph could only run through casts (see README's Benchmark section).
 
 optimum is imported inside the builders, so serving a graph already made does not need it.
 """
@@ -25,9 +34,11 @@ from models.export import read_json, write_json_atomic
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "fp32", "int8", "fp16")
+PRECISIONS = ("auto", "fp32", "fp32-fused", "int8", "int8-fused", "fp16")
 QUANTIZED_FILE = "model_quantized.onnx"
 FP16_FILE = "model_fp16.onnx"
+FUSED_FILE = "model_fused.onnx"
+FUSED_INT8_FILE = "model_fused_int8.onnx"
 
 # Dynamic (no calibration data), weights signed int8 per output channel, activations uint8:
 # optimum's avx512_vnni preset (u8s8). This host has AVX2 but neither AVX-512 nor VNNI, and
@@ -45,6 +56,23 @@ _QUANTIZE_RECIPE = {
 # onnxruntime applies its device-specific ones when a session loads it), then float16 with
 # float32 inputs and outputs kept, so callers feed and read the same arrays as for fp32.
 _FP16_RECIPE = {"format": 1, "optimization_level": 2, "optimize_for_gpu": True, "fp16": True}
+# onnxruntime's transformer optimizer, its offline fusions only (opt_level 0): the graph stays
+# free of a session's device-specific rewrites, which each session applies when it loads it.
+_FUSED_RECIPE = {"format": 1, "model_type": "bert", "opt_level": 0, "use_gpu": False}
+# The fused graph's MatMuls quantized dynamically, weights int8 per output channel, activations
+# uint8, except those fed by the GELU (the FFN's down projection, whose heavy-tailed inputs lose
+# most to uint8); the fused Attention (QKV projection and scores) stays fp32. Measured on an
+# AVX-512 VNNI EPYC (README, Benchmark): with every MatMul quantized the min cosine to fp32 is
+# 0.988-0.990; without the GELU-fed ones it is 0.995-0.997 on review-length texts.
+_FUSED_INT8_RECIPE = {
+    "format": 2,
+    "fused": _FUSED_RECIPE,
+    "per_channel": True,
+    "reduce_range": False,
+    "operators": ["MatMul"],
+    "exclude": "MatMuls fed by Gelu/BiasGelu/FastGelu",
+}
+_GELU_OPS = ("Gelu", "BiasGelu", "FastGelu")
 
 
 def _derived_model(
@@ -124,20 +152,70 @@ def convert_fp16(onnx_dir: Path) -> Path:
     return _derived_model(onnx_dir, FP16_FILE, _FP16_RECIPE, build)
 
 
+def fuse_onnx(onnx_dir: Path) -> Path:
+    """``model_fused.onnx``: ``onnx_dir/model.onnx`` with its transformer blocks fused for CPUs."""
+
+    def build(source: Path, tmp: Path) -> Path:
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        recipe = {k: v for k, v in _FUSED_RECIPE.items() if k != "format"}
+        # num_heads and hidden_size 0: read from the graph's shapes.
+        optimize_model(str(source / "model.onnx"), num_heads=0, hidden_size=0, **recipe).save_model_to_file(
+            str(tmp / FUSED_FILE)
+        )
+        return tmp / FUSED_FILE
+
+    return _derived_model(onnx_dir, FUSED_FILE, _FUSED_RECIPE, build)
+
+
+def quantize_fused_onnx(onnx_dir: Path) -> Path:
+    """``model_fused_int8.onnx``: :func:`fuse_onnx`'s graph quantized to int8, made once."""
+
+    def build(source: Path, tmp: Path) -> Path:
+        import onnx
+        from onnx import TensorProto
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        fused = fuse_onnx(source)
+        nodes = onnx.load(fused, load_external_data=False).graph.node
+        gelu_outputs = {out for n in nodes if n.op_type in _GELU_OPS for out in n.output}
+        quantize_dynamic(
+            fused,
+            tmp / FUSED_INT8_FILE,
+            per_channel=_FUSED_INT8_RECIPE["per_channel"],
+            reduce_range=_FUSED_INT8_RECIPE["reduce_range"],
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=list(_FUSED_INT8_RECIPE["operators"]),
+            nodes_to_exclude=[n.name for n in nodes if n.op_type == "MatMul" and set(n.input) & gelu_outputs],
+            # Shape inference cannot type the outputs of contrib ops (Attention, ...): float.
+            extra_options={"DefaultTensorType": TensorProto.FLOAT},
+        )
+        return tmp / FUSED_INT8_FILE
+
+    return _derived_model(onnx_dir, FUSED_INT8_FILE, _FUSED_INT8_RECIPE, build)
+
+
 _GRAPHS: dict[str, Callable[[Path], Path]] = {
     "fp32": lambda onnx_dir: Path(onnx_dir) / "model.onnx",
+    "fp32-fused": fuse_onnx,
     "int8": quantize_onnx,
+    "int8-fused": quantize_fused_onnx,
     "fp16": convert_fp16,
 }
 
 
+def recipe(precision: str) -> dict[str, Any]:
+    """How the graph of a resolved ``precision`` is made (empty for the export itself)."""
+    recipes = {"int8": _QUANTIZE_RECIPE, "fp16": _FP16_RECIPE, "fp32-fused": _FUSED_RECIPE, "int8-fused": _FUSED_INT8_RECIPE}
+    return recipes.get(precision, {})
+
+
 def resolve(precision: str, on_gpu: bool) -> str:
-    """The precision ``auto`` stands for on this device; others as they are."""
+    """``auto`` on a GPU is fp16; on a CPU it stays ``auto``, which the CPU's calibration
+    resolves (models/calibration.py); others as they are."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown encoder precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
-    if precision == "auto":
-        return "fp16" if on_gpu else "fp32"
-    return precision
+    return "fp16" if precision == "auto" and on_gpu else precision
 
 
 def graph_file(onnx_dir: Path, precision: str) -> Path:

@@ -29,6 +29,9 @@ def cmd_broker(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from stream.factories import require_runtime
+
+    require_runtime()  # before stream.worker, whose modules import onnxruntime
     from stream.worker.app import run_worker
 
     settings = worker_settings(args)
@@ -37,6 +40,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from stream.factories import require_runtime
+
+    require_runtime()
     from stream.core.replay_tracker import ReplayTracker
     from stream.kafka import cluster_config, ensure_topics, wait_for_broker
     from stream.replay import catalogue_to_read, fresh_settings, live_instructions, plan_offsets
@@ -192,7 +198,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         n_texts=args.texts, repeats=args.repeats, threads=args.threads, gpu_batch=args.gpu_batch,
         gpu_texts=args.gpu_texts, end_to_end=args.end_to_end,
         reviews=args.reviews, ratings=args.ratings, state=args.state, state_events=args.state_events,
-        encoder=not args.no_encoder, as_json=args.json,
+        encoder=not args.no_encoder and args.soak is None, as_json=args.json,
+        soak_minutes=args.soak, soak_rate=args.rate, soak_users=args.users,
     )
 
 
@@ -374,6 +381,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--state-events", type=int, default=10_000, help="--state: timed behaviours per table size (default 10,000)")
     p.add_argument("--no-encoder", action="store_true", help="skip the encoder section")
+    p.add_argument(
+        "--soak", type=float, metavar="MINUTES",
+        help="instead of the encoder section: one worker (RocksDB store) fed behaviours for MINUTES, its RSS sampled; "
+        "PASS when RSS over the second half stays within 10%% of its mean",
+    )
+    p.add_argument("--rate", type=float, default=1000.0, help="--soak: behaviours per second (default 1,000)")
+    p.add_argument("--users", type=int, default=20_000, help="--soak: synthetic users the behaviours spread over (default 20,000)")
     p.add_argument("--json", action="store_true", help="one JSON object instead of the tables")
     p.set_defaults(func=cmd_bench)
 

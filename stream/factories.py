@@ -5,6 +5,7 @@ models/ knows nothing of settings; these are the only places that translate them
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,12 @@ if TYPE_CHECKING:
 # default 1 MB message.
 PROFILE_MAX_TERMS = 1000
 PROFILE_MAX_ITEMS = 500
+# onnxruntime and onnxruntime-gpu install the same module, so each is an extra and neither a
+# dependency (pyproject.toml): an install without either is possible.
+NO_RUNTIME = (
+    "segstream: onnxruntime is not installed; install the encoder's runtime with the extra "
+    "segstream[cpu] (onnxruntime), or segstream[gpu] (onnxruntime-gpu, CUDA)"
+)
 
 
 def segmentation_params(settings: Settings) -> SegmentationParams:
@@ -42,8 +49,15 @@ def new_segmentation(settings: Settings, dim: int, encoder: EncoderFingerprint |
     return Segmentation.new(segmentation_params(settings), dim, encoder)
 
 
+def require_runtime() -> None:
+    """Exits with one line naming the extra to install where no onnxruntime module is importable."""
+    if importlib.util.find_spec("onnxruntime") is None:
+        raise SystemExit(NO_RUNTIME)
+
+
 def encoder_for(settings: Settings) -> Encoder:
     """The encoder ``settings`` describe, exported on first use (imports onnxruntime)."""
+    require_runtime()
     from models.encoder import load_encoder
 
     return load_encoder(

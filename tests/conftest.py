@@ -29,11 +29,15 @@ def _model_cache_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def onnx_dir() -> Path:
-    """The bundled MiniLM exported to ONNX (reused from the cache when present)."""
-    return export_onnx(None, _model_cache_dir())
+    """The bundled MiniLM exported to ONNX (reused from the cache when present), with ``auto``
+    calibrated for this CPU (models/calibration.py) before any worker process needs it."""
+    exported = export_onnx(None, _model_cache_dir())
+    Encoder(exported, prefer_gpu=False)
+    return exported
 
 
 @pytest.fixture(scope="session")
 def encoder(onnx_dir: Path) -> Encoder:
-    """CPU encoder over :func:`onnx_dir`, so results do not depend on the host's GPU."""
-    return Encoder(onnx_dir, prefer_gpu=False)
+    """CPU fp32 encoder over :func:`onnx_dir` (the reference: ``auto`` may serve int8 on a CPU),
+    so results do not depend on the host's GPU or CPU."""
+    return Encoder(onnx_dir, prefer_gpu=False, precision="fp32")

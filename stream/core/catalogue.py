@@ -21,6 +21,9 @@ from stream.contract.records import InvalidEvent, Item, Message, parse_item, sho
 log = logging.getLogger("segstream")
 
 _HEADER = struct.Struct("<I")
+# Items kept decoded: the ones behaviours hit again and again are not decoded per event; at
+# ~1.7 KB each this is ~35 MB at most beside the rows.
+DECODED_MAX = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,23 +55,34 @@ class CatalogueRows:
     def __init__(self, dim: int) -> None:
         self.dim = dim
         self.rows: dict[bytes, bytes] = {}
+        self.decoded: dict[bytes, CatalogueItem] = {}  # the latest DECODED_MAX items asked for
         self.caught_up = False  # read to the topic's end as it was at start
 
     def get(self, item_id: str) -> CatalogueItem | None:
-        raw = self.rows.get(item_id.encode())
-        return None if raw is None else CatalogueItem.from_bytes(raw)
+        key = item_id.encode()
+        item = self.decoded.get(key)
+        if item is not None:
+            return item
+        raw = self.rows.get(key)
+        if raw is None:
+            return None
+        if len(self.decoded) >= DECODED_MAX:
+            del self.decoded[next(iter(self.decoded))]
+        item = self.decoded[key] = CatalogueItem.from_bytes(raw)
+        return item
 
     def knows(self, item_id: str) -> bool:
         return item_id.encode() in self.rows
 
     def put(self, item_id: str, item: CatalogueItem) -> None:
-        self.rows[item_id.encode()] = item.to_bytes()
+        self.put_row(item_id.encode(), item.to_bytes())
 
     def put_row(self, key: bytes | None, raw: bytes | None) -> None:
         """A record of the topic: a row, a tombstone (None) or a record no worker wrote (skipped)."""
         if key is None:
             log.warning("skipping a record without a key on the item-vectors topic")
             return
+        self.decoded.pop(key, None)
         if raw is None:
             self.rows.pop(key, None)
             return

@@ -346,8 +346,10 @@ class Pipeline:
         for (state, _), segment, distance in zip(with_vector, segments, distances):
             if segment == state.segment and not final:
                 continue
-            for held in self.unseeded.pop(state.user_id, ()):
-                _count(update, segment, held)
+            held = self.unseeded.pop(state.user_id, [])
+            self.unseeded_held -= len(held)
+            for contribution in held:
+                _count(update, segment, contribution)
             result.states[state.user_id] = state
             reason: Reason = "replay" if final else "model_update"
             change = self._move(state, segment, distance, reason, mode, None, always=final)

@@ -46,6 +46,6 @@ class Sweeper:
         this worker no longer holds (a rebalance between chunks)."""
         user_ids = self.users.user_ids() if final else self.cursor.next(self.users.user_ids)
         for begin in range(0, len(user_ids), self.chunk):
-            held = filter(self.users.holds, user_ids[begin : begin + self.chunk])
+            held = self.users.held(user_ids[begin : begin + self.chunk])
             states = [s for s in map(self.users.get, held) if s is not None]
             yield self.pipeline.sweep(states, mode=mode, final=final)

@@ -31,10 +31,10 @@ class UserStore(ABC):
     def user_ids(self) -> list[str]:
         """Every user this store holds for this worker (what a sweep goes over)."""
 
-    def holds(self, user_id: str) -> bool:
-        """Whether this worker holds the user now (a rebalance can take a user away between
+    def held(self, user_ids: Iterable[str]) -> list[str]:
+        """Those of ``user_ids`` this worker holds now (a rebalance can take a user away between
         listing and writing: a row written then would overwrite the new holder's)."""
-        return True
+        return list(user_ids)
 
 
 class InMemoryUserStore(UserStore):

@@ -7,6 +7,8 @@ import platform
 from pathlib import Path
 from typing import Any
 
+from models.calibration import KEY_FLAGS
+
 
 def cpu_model() -> str:
     try:
@@ -23,7 +25,7 @@ def cpu_flags() -> list[str]:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("flags"):
                 flags = set(line.split(":", 1)[1].split())
-                return sorted(f for f in flags if f in {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8"})
+                return sorted(flags & KEY_FLAGS)
     except OSError:
         pass
     return []

@@ -40,6 +40,13 @@ class WorkerProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
+    def pid(self) -> int:
+        """The worker's process id (for sampling its memory, say)."""
+        if self.process is None:
+            raise RuntimeError("the worker was not started")
+        return self.process.pid
+
+    @property
     def url(self) -> str:
         return f"http://{self.settings.web_host}:{self.settings.web_port}"
 

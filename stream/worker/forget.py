@@ -47,7 +47,7 @@ def register(ctx: WorkerContext) -> None:
     async def forget_requests(stream: faust.StreamT) -> None:
         async for events in stream.take_events(ctx.settings.batch_size, within=ctx.settings.batch_wait_s):
             ids = [bytes(e.message.key).decode() for e in events if e.message.key]
-            here = [user_id for user_id in ids if ctx.users.holds(user_id)]
+            here = ctx.users.held(ids)
             if len(here) < len(ids):
                 log.warning("forget: %d requests on a partition other than their user's skipped", len(ids) - len(here))
             if here:

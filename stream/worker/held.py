@@ -45,7 +45,7 @@ async def release(ctx: WorkerContext) -> None:
     ready = waiting.arrived(ctx.catalogue.knows, RELEASE_USERS)
     if not ready:
         return
-    mine = [u for u in ready if ctx.users.holds(u)]
+    mine = ctx.users.held(ready)
     for user_id in set(ready) - set(mine):
         waiting.forget(user_id)  # another worker holds them now
     async with ctx.rows:

@@ -23,6 +23,7 @@ from prometheus_client.registry import Collector
 
 from stream.contract.records import shown
 from stream.kafka import cluster_config, confirmed_end_offsets, consumer
+from stream.worker import faust_sensors
 from stream.worker.context import WorkerContext, survive
 from stream.worker.model_sync import OwnerShell
 
@@ -120,6 +121,7 @@ def register(ctx: WorkerContext, owner: OwnerShell) -> None:
     """``/metrics`` on the worker's web server, and the lag probe every ``LAG_EVERY_S``."""
     registry = CollectorRegistry()
     setup_prometheus_sensors(ctx.app, pattern="/metrics", registry=registry, name_prefix="faust")
+    faust_sensors.install(ctx.app)
     registry.register(SegstreamCollector(ctx, owner))
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lag")
 

@@ -172,7 +172,7 @@ def test_a_replay_from_a_timestamp_never_starts_before_it(settings_for):
 
 
 def test_a_worker_refuses_a_model_another_encoder_made(settings_for, encoder: Encoder):
-    settings = settings_for(k=2, seed_users=10)
+    settings = settings_for(k=2, seed_users=10, encoder_precision="fp32")  # the fixture encoder's
     foreign = dataclasses.replace(settings, topic_model=f"{settings.app_id}-foreign-model")
     ensure_topics(foreign)
     theirs = EncoderFingerprint("0123456789abcdef", "other-model/model_quantized.onnx, int8, 384-d, 256 tokens")

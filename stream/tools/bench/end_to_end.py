@@ -32,14 +32,37 @@ from stream.tools.broker import EmbeddedBroker, free_port
 from stream.tools.launcher import WorkerProcess
 
 
-def _through_worker(worker: Any, settings: Any, topic: str, events: list, label: str) -> float:
+def cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) a process has used: in all, and in its main thread (the
+    event loop), from /proc; empty where there is no /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def used(stat: Path) -> float:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    try:
+        return {"process": used(Path(f"/proc/{pid}/stat")), "main": used(Path(f"/proc/{pid}/task/{pid}/stat"))}
+    except OSError:
+        return {}
+
+
+def _through_worker(worker: Any, settings: Any, topic: str, events: list, label: str) -> dict[str, float]:
+    """Events per second through the worker, and its CPU microseconds per event (all threads,
+    and the event loop's thread alone): the CPU figures do not depend on what else the machine
+    runs, the rate does."""
     before = worker.health()["counters"]["applied"]
+    cpu_before = cpu_seconds(worker.pid)
     start = time.monotonic()
     publish(settings, topic, events, label)
     worker.wait_until(
         lambda h: bool(h) and h["counters"]["applied"] - before >= len(events), 1800, f"{label} to be applied"
     )
-    return len(events) / (time.monotonic() - start)
+    figures = {"per_s": len(events) / (time.monotonic() - start)}
+    cpu_after = cpu_seconds(worker.pid)
+    for part, seconds in cpu_after.items():
+        figures[f"cpu_us_{part}"] = (seconds - cpu_before[part]) / len(events) * 1e6
+    return figures
 
 
 LATENCY_S = 20.0
@@ -152,17 +175,17 @@ def end_to_end_section(n_reviews: int, n_ratings: int, repeats: int) -> dict[str
         ensure_topics(settings)
         worker = WorkerProcess(settings, Path(logs) / "worker.log").start()
         try:
-            review_rate = _through_worker(worker, settings, settings.topic_reviews, reviews, "reviews")
+            review = _through_worker(worker, settings, settings.topic_reviews, reviews, "reviews")
             movies = [(m.item_id, movielens.item_event(m)) for m in movielens.movies()]
             publish(settings, settings.topic_items, movies, "catalogue")
             worker.wait_until(lambda h: bool(h) and h["catalogue_items"] >= len(movies), 600, "the catalogue")
             ratings = [(r.user_id, movielens.behavior_event(r)) for r in movielens.ratings()[:n_ratings]]
-            behavior_rate = _through_worker(worker, settings, settings.topic_behaviors, ratings, "behaviours")
+            behavior = _through_worker(worker, settings, settings.topic_behaviors, ratings, "behaviours")
             idle_since = time.monotonic()  # the throughput phase leaves the owner updates to fold in
             worker.settled(quiet_s=1.0, timeout_s=300)
             settled_s = time.monotonic() - idle_since
             latency = _latency_at_rate(
-                settings, behavior_rate / 2, LATENCY_S, sorted({u for u, _ in ratings}),
+                settings, behavior["per_s"] / 2, LATENCY_S, sorted({u for u, _ in ratings}),
                 [item_id for item_id, _ in movies], ratings[-1][1]["ts"] + 1,
             )
         finally:
@@ -174,8 +197,9 @@ def end_to_end_section(n_reviews: int, n_ratings: int, repeats: int) -> dict[str
         "reviews": len(reviews),
         "behaviours": len(ratings),
         "encoder_reviews_per_s": encoder_rate,
-        "worker_reviews_per_s": review_rate,
-        "worker_behaviours_per_s": behavior_rate,
+        "worker_reviews_per_s": review["per_s"],
+        "worker_behaviours_per_s": behavior["per_s"],
+        "worker_behaviour_cpu_us": {k.removeprefix("cpu_us_"): v for k, v in behavior.items() if k.startswith("cpu_us_")},
         "settled_s": settled_s,
         "latency_at_half_load": latency,
     }
@@ -195,6 +219,12 @@ def print_end_to_end_section(result: dict[str, Any]) -> None:
     print(f"  {label:<46}{worker_rate:>12,.0f}{worker_rate / rate:>8.2f}")
     label = f"worker, {result['behaviours']} MovieLens behaviours"
     print(f"  {label:<46}{result['worker_behaviours_per_s']:>12,.0f}")
+    cpu = result["worker_behaviour_cpu_us"]
+    if cpu:
+        print(
+            f"  the worker's CPU per behaviour: {cpu['process']:.0f} us in all, {cpu['main']:.0f} us in its "
+            f"event loop's thread (one core at that cost: {1e6 / cpu['main']:,.0f} behaviours/s)"
+        )
     lat = result["latency_at_half_load"]
     print(
         f"\n  the worker was idle {result['settled_s']:.1f} s after the last behaviour was applied (model updates "

@@ -4,9 +4,12 @@ The worker's per-batch path (prepare, apply with each touched user's row read wi
 ``UserState.from_bytes`` and written back with ``to_bytes`` as the ``users`` table does, the
 model update serialised) through :class:`LocalRun`. (a) All 100k MovieLens ratings: bytes per
 user row, and each user's vector read back from its row against the same events folded in
-float32 memory. (b) Synthetic behaviours on tables of 1,000 to 100,000 users: microseconds per
-event in the worker, and in the model owner (one pass over the same updates). The catalogue is
-random unit vectors of the encoder's dimension: row sizes and costs do not depend on what
+float32 memory. (b) Synthetic behaviours on tables of 1,000 to 1,000,000 users: microseconds per
+event in the worker, and in the model owner (one pass over the same updates), and the largest
+table's cost over the smallest's. A table's first 10,000 users get their rows through the
+worker's path; the others are copies of those rows under their own ids (a second for 1M rows,
+where the path would take minutes; a row's cost does not depend on whose it is). The catalogue
+is random unit vectors of the encoder's dimension: row sizes and costs do not depend on what
 vectors mean.
 """
 
@@ -35,7 +38,8 @@ from stream.core.user_store import InMemoryUserStore, UserStore
 from stream.datasets import movielens
 
 STATE_DIM = 384  # the encoder's (all-MiniLM-L6-v2)
-STATE_USERS = (1_000, 10_000, 100_000)
+STATE_USERS = (1_000, 10_000, 100_000, 1_000_000)
+TEMPLATE_USERS = 10_000  # users per table whose rows go through the worker's path; the rest copy them
 ROW_BUDGET = 2048  # bytes per user row the users table aims at
 SYNTHETIC_ITEMS = 2_000
 T0_S = 1_700_000_000
@@ -131,12 +135,17 @@ def movielens_rows(settings: Settings) -> dict[str, Any]:
     }
 
 
+def _user_id(user: int) -> str:
+    """Fixed width, so a copied row's id takes the template's id's place byte for byte (:func:`_copies`)."""
+    return f"user-{user:07d}"
+
+
 def _synthetic_events(users: Iterable[int], first_offset: int, rng: np.random.Generator) -> list[dict[str, Any]]:
     """One behaviour per entry of ``users``, a second of event time apart."""
     return [
         {
             "event_id": f"syn-{first_offset + n}",
-            "user_id": str(u),
+            "user_id": _user_id(u),
             "item_id": f"item-{rng.integers(SYNTHETIC_ITEMS)}",
             "action": ACTIONS[rng.integers(len(ACTIONS))],
             "ts": (T0_S + first_offset + n) * 1000,
@@ -145,16 +154,44 @@ def _synthetic_events(users: Iterable[int], first_offset: int, rng: np.random.Ge
     ]
 
 
+def _copies(templates: dict[str, bytes], users: range) -> dict[str, bytes]:
+    """Rows for ``users``: user u's is the row of the (u mod len(templates))-th template with the
+    user id replaced, which is the row ``to_bytes`` writes for that state under u's id (ids of one
+    width). Every 1000th copy is read back to check it: the template's state but for the id."""
+    sources = list(templates.items())
+    rows = {}
+    for u in users:
+        template_id, raw = sources[u % len(sources)]
+        user_id = _user_id(u)
+        rows[user_id] = raw.replace(template_id.encode(), user_id.encode(), 1)
+    for u in users[::1000]:
+        template_id, raw = sources[u % len(sources)]
+        copy = UserState.from_bytes(rows[_user_id(u)])
+        if copy.user_id != _user_id(u) or dataclasses.replace(copy, user_id=template_id).to_bytes() != (
+            UserState.from_bytes(raw).to_bytes()
+        ):
+            raise RuntimeError(f"the copy of {template_id}'s row for {_user_id(u)} is not its state under that id")
+    return rows
+
+
 def _table_of(
-    settings: Settings, users: int, n_events: int, catalogue: dict[str, CatalogueItem], rng: np.random.Generator
+    settings: Settings,
+    users: int,
+    n_events: int,
+    catalogue: dict[str, CatalogueItem],
+    rng: np.random.Generator,
+    through_path: int = TEMPLATE_USERS,
 ) -> dict[str, Any]:
-    """A seeded run whose table holds ``users`` users (one event each), and the timed events."""
-    first = _synthetic_events(range(users), 0, rng)
+    """A seeded run whose table holds ``users`` users (one event each: the first ``through_path``
+    through the worker's path, the others :func:`_copies` of theirs), and the timed events."""
+    first = _synthetic_events(range(min(users, through_path)), 0, rng)
     store = InMemoryUserStore()
     run = _seeded(settings, first, catalogue, store)
     _worker_batches(run, _behaviour_messages(settings, first))
+    templates = dict(store.rows)
+    store.rows.update(_copies(templates, range(len(templates), users)))
     timed = _behaviour_messages(settings, _synthetic_events(rng.integers(users, size=n_events), users, rng), users)
-    return {"run": run, "store": store, "rows": dict(store.rows), "timed": timed, "seconds": []}
+    return {"run": run, "store": store, "rows": dict(store.rows), "templates": templates, "timed": timed, "seconds": []}
 
 
 def _owner_pass(table: dict[str, Any]) -> dict[str, Any]:
@@ -164,13 +201,12 @@ def _owner_pass(table: dict[str, Any]) -> dict[str, Any]:
     run: LocalRun = table["run"]
     owner, model = run.owner, run.segmentation.model
     fill = run.segmentation.new_update()  # segment sizes, and the latest users in the reservoir
-    segments = []
-    for n, (user_id, raw) in enumerate(table["rows"].items()):
-        state = UserState.from_bytes(raw)
-        segments.append(state.segment)
-        if n >= len(table["rows"]) - model.params.reservoir_size:
-            fill.stats.observe(user_id, state.vector, state.segment)
-    run.pipeline.census.count(0, segments)
+    templates = [UserState.from_bytes(raw) for raw in table["templates"].values()]  # a copy's state but its id
+    users = len(table["rows"])
+    for u in range(max(0, users - model.params.reservoir_size), users):
+        state = templates[u % len(templates)]
+        fill.stats.observe(_user_id(u), state.vector, state.segment)
+    run.pipeline.census.count(0, (templates[u % len(templates)].segment for u in range(users)))
     fill.stats.census = run.pipeline.census.take()
     owner.receive(fill, run.next_offset)
     version, configured = model.version, model.params
@@ -280,7 +316,7 @@ def print_state_section(result: dict[str, Any]) -> None:
             f"{row['owner_reservoir']:>11,}{row['owner_refreshes']:>11}"
             f"{row['owner_warm_refresh_s']:>8.2f}{row['owner_cold_refresh_s']:>8.2f}"
         )
-    for small, large in zip(cost, cost[1:]):
+    for small, large in list(zip(cost, cost[1:])) + ([(cost[0], cost[-1])] if len(cost) > 2 else []):
         print(
             f"  ratio {large['users']:,} / {small['users']:,} users: worker "
             f"{large['worker_us_per_event'] / small['worker_us_per_event']:.2f}x, owner with cold "

@@ -18,6 +18,7 @@ import onnxruntime as ort
 import pytest
 from tokenizers import Tokenizer
 
+from models.calibration import RECORD_FILE, candidates, cpu_identity, cpu_key
 from models.encoder import Encoder, physical_cores, select_providers
 from models.export import append_pooling, default_model_path, export_onnx
 from models.precision import convert_fp16, quantize_onnx
@@ -81,7 +82,7 @@ def test_long_text_is_truncated_like_sentence_transformers(
 
 def test_max_length_override_matches_sentence_transformers(onnx_dir: Path, sentence_transformer: Any) -> None:
     text = articles(per_label=1)[0].text
-    short = Encoder(onnx_dir, prefer_gpu=False, max_length=16)
+    short = Encoder(onnx_dir, prefer_gpu=False, max_length=16, precision="fp32")
     assert short.max_length == 16
     sentence_transformer.max_seq_length = 16
     try:
@@ -105,7 +106,7 @@ def test_cls_pooling_takes_the_first_token(tmp_path: Path, sentence_transformer:
     pooling_config.write_text(json.dumps({**config, "pooling_mode_mean_tokens": False, "pooling_mode_cls_token": True}))
     texts = bbc_snippets(per_label=1) + SHORT_TEXTS[:3]
 
-    ours = Encoder(export_onnx(cls_model, tmp_path / "cache"), prefer_gpu=False).encode(texts)
+    ours = Encoder(export_onnx(cls_model, tmp_path / "cache"), prefer_gpu=False, precision="fp32").encode(texts)
 
     tokens = sentence_transformer.encode(texts, output_value="token_embeddings")
     reference = np.stack([t[0].cpu().numpy() for t in tokens])
@@ -371,8 +372,13 @@ def test_gpu_encoder_runs_fp16_on_cuda(onnx_dir: Path, encoder: Encoder) -> None
     assert cosines(gpu_fp32.encode(texts), encoder.encode(texts)).min() >= 0.9999
 
 
-def test_auto_precision_is_fp32_on_cpu(encoder: Encoder) -> None:
-    assert encoder.precision == "fp32"
+def test_auto_precision_on_cpu_is_the_calibrated_candidate(onnx_dir: Path) -> None:
+    auto = Encoder(onnx_dir, prefer_gpu=False)
+    record = json.loads((onnx_dir / RECORD_FILE).read_text())[cpu_key(cpu_identity())]
+    assert auto.precision == record["precision"] in candidates(cpu_identity()["flags"])
+    assert auto.precision_reason.startswith("fastest with cosine to fp32 >= 0.99 on average and >= 0.98 for every text on ")
+    chosen = record["candidates"][auto.precision]
+    assert chosen["cos_mean"] >= 0.99 and chosen["cos_min"] >= 0.98
 
 
 # --- int8 dynamic quantization and threads ---------------------------------------------
@@ -412,7 +418,7 @@ def test_quantization_is_idempotent(onnx_dir: Path, int8_encoder: Encoder) -> No
 
 
 def test_unknown_precision_is_rejected(onnx_dir: Path) -> None:
-    with pytest.raises(ValueError, match="unknown encoder precision 'bf16'.*auto, fp32, int8, fp16"):
+    with pytest.raises(ValueError, match="unknown encoder precision 'bf16'.*auto, fp32, fp32-fused, int8, int8-fused, fp16"):
         Encoder(onnx_dir, prefer_gpu=False, precision="bf16")
     with pytest.raises(ValueError, match="SEGSTREAM_ENCODER_PRECISION.*'int4'"):
         load_settings(env={"SEGSTREAM_ENCODER_PRECISION": "int4"})
@@ -461,7 +467,7 @@ def test_encoder_for_settings_honours_the_precision(onnx_dir: Path, int8_encoder
 def test_threads_default_to_physical_cores(encoder: Encoder, onnx_dir: Path) -> None:
     assert 1 <= physical_cores() <= (os.cpu_count() or 1)
     assert encoder.intra_op_threads == physical_cores()
-    assert Encoder(onnx_dir, prefer_gpu=False, intra_op_threads=1).intra_op_threads == 1
+    assert Encoder(onnx_dir, prefer_gpu=False, intra_op_threads=1, precision="fp32").intra_op_threads == 1
 
 
 def test_unsorted_batches_give_the_same_embeddings(encoder: Encoder, int8_encoder: Encoder) -> None:
@@ -486,8 +492,8 @@ def test_batch_size_defaults_to_the_devices(encoder: Encoder) -> None:
 def test_fingerprint_is_stable_and_tells_precisions_and_token_limits_apart(
     onnx_dir: Path, encoder: Encoder, int8_encoder: Encoder
 ) -> None:
-    assert Encoder(onnx_dir, prefer_gpu=False).fingerprint == encoder.fingerprint
+    assert Encoder(onnx_dir, prefer_gpu=False, precision="fp32").fingerprint == encoder.fingerprint
     assert int8_encoder.fingerprint.digest != encoder.fingerprint.digest
-    assert Encoder(onnx_dir, prefer_gpu=False, max_length=64).fingerprint.digest != encoder.fingerprint.digest
+    assert Encoder(onnx_dir, prefer_gpu=False, max_length=64, precision="fp32").fingerprint.digest != encoder.fingerprint.digest
     assert encoder.fingerprint.name == f"{onnx_dir.name}/model.onnx, fp32, 384-d, {encoder.max_length} tokens"
     assert int8_encoder.fingerprint.name.startswith(f"{onnx_dir.name}/model_quantized.onnx, int8, ")

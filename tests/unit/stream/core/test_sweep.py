@@ -1,5 +1,7 @@
 """Sweeps: round robin over a worker's users, bounded per version, a chunk at a time."""
 
+import json
+
 import numpy as np
 
 from stream.config import load_settings
@@ -77,8 +79,27 @@ def test_nothing_is_swept_before_the_model_is_seeded():
 def test_users_handed_to_another_worker_between_chunks_are_not_swept():
     run = seeded_run(users=6)
     held = {f"u{n}" for n in range(6)}
-    run.users.holds = held.__contains__  # the worker's partitions, as a rebalance changes them
+    run.users.held = lambda ids: [u for u in ids if u in held]  # the worker's partitions, as a rebalance changes them
     chunks = Sweeper(run.pipeline, run.users, per_version=6, chunk=3).chunks(final=True)
     assert set(next(chunks).states) == {"u0", "u1", "u2"}
     held -= {"u4", "u5"}  # revoked between two chunks: their rows are the new holder's to write
     assert set(next(chunks).states) == {"u3"}
+
+
+def test_events_held_until_a_users_first_segment_are_counted_once_and_free_their_room():
+    from stream.contract.records import Message
+
+    settings = load_settings(env={}, k=2, seed_users=4)
+    items = {name: CatalogueItem(np.asarray(v, dtype=np.float32), ()) for name, v in (("x", [1, 0]), ("y", [0, 1]))}
+    run = LocalRun(settings, 2, items)
+
+    def event(n: int) -> Message:
+        doc = {"event_id": f"e{n}", "user_id": f"u{n % 6}", "item_id": "xy"[n % 2], "action": "view", "ts": 1_700_000_000_000 + n}
+        return Message(settings.topic_behaviors, 0, n, None, json.dumps(doc).encode())
+
+    run.apply([event(n) for n in range(3)])  # before the seed: held
+    assert run.pipeline.unseeded_held == 3
+    for start in range(3, 60, 6):
+        run.batch([event(n) for n in range(start, start + 6)])
+    assert run.segmentation.model.seeded
+    assert not run.pipeline.unseeded and run.pipeline.unseeded_held == 0  # counted, and room given back
