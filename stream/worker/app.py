@@ -42,9 +42,6 @@ from stream.worker.store import FaustUserStore, Tables, use_key_partitioned_rock
 from stream.worker.topics import Topics
 
 
-PRODUCER_LINGER_S = 0.005
-PRODUCER_BATCH_BYTES = 1 << 20
-
 
 def install_faust_adjustments(settings: Settings, replay: ReplayTracker) -> None:
     """Every change segstream makes to Faust itself, in one step, before an app is created:
@@ -95,10 +92,6 @@ def new_faust_app(settings: Settings) -> faust.App:
         web_graph_enabled=settings.debug_views,
         web_stats_enabled=settings.debug_views,
         producer_compression_type="lz4",
-        # A batch's rows, changes and update go out in a few requests, not one each: Faust's
-        # default (no linger, 16 KB batches) sent a request per record, a tenth of the loop.
-        producer_linger=PRODUCER_LINGER_S,
-        producer_max_batch_size=PRODUCER_BATCH_BYTES,
         logging_config=faust_logging_config(settings.log_format),
         autodiscover=False,
     )
