@@ -1,4 +1,4 @@
-"""Five adjustments to Faust's aiokafka consumer.
+"""Four adjustments to Faust's aiokafka consumer.
 
 1. Fetch wait: faust-streaming hard-codes ``fetch_max_wait_ms=1500``. Tansu answers a fetch
    only when that wait is over, so every round trip to a quiet partition costs 1.5 s. We set
@@ -19,8 +19,6 @@
    which is what ``auto_offset_reset=earliest`` means. (1 and 2 are for Tansu; 3 for any broker.)
 4. Replay start: a replaying worker seeks each input partition to the replay's start offset the
    first time it is assigned it (stream/replay.py).
-5. Delivery: each fetched record reaches its stream without four asyncio tasks per record
-   (stream/worker/eager_delivery.py).
 """
 
 from __future__ import annotations
@@ -33,12 +31,9 @@ from aiokafka import AIOKafkaConsumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
-from mode.services import WaitResults
-
 from stream.config import Settings
 from stream.kafka import Cluster, confirmed_end_offsets
 from stream.security import aiokafka_security
-from stream.worker.eager_delivery import eager, finished_first
 
 RETRY_BACKOFF_MS = 500
 
@@ -93,16 +88,7 @@ def adapt_faust_consumer(
             return await loop.run_in_executor(None, confirmed_end_offsets, cluster, reported)
 
     class Consumer(faust_aiokafka.Consumer):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self.callback = eager(self.callback)
-
         def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
             return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
-
-        async def wait_first(self, *coros: Any, timeout: Any = None) -> WaitResults:
-            stopped = self._stopped.is_set() or self._crashed.is_set()
-            done = finished_first(coros[0], coros[1:], stopped) if coros else None
-            return done or await super().wait_first(*coros, timeout=timeout)
 
     faust_aiokafka.Transport.Consumer = Consumer
