@@ -4,31 +4,13 @@ from __future__ import annotations
 
 import os
 import platform
-from pathlib import Path
 from typing import Any
 
-from models.calibration import KEY_FLAGS
+from models.calibration import cpu_identity
 
 
 def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def cpu_flags() -> list[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                return sorted(flags & KEY_FLAGS)
-    except OSError:
-        pass
-    return []
+    return cpu_identity()["model"]
 
 
 def hardware() -> dict[str, Any]:
@@ -36,11 +18,12 @@ def hardware() -> dict[str, Any]:
 
     from models.encoder import physical_cores
 
+    identity = cpu_identity()  # the model name and the flags auto's calibration is keyed by
     return {
-        "cpu": cpu_model(),
+        "cpu": identity["model"],
         "physical_cores": physical_cores(),
         "logical_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "flags": cpu_flags(),
+        "flags": identity["flags"],
         "python": platform.python_version(),
         "onnxruntime": ort.__version__,
         "providers": ort.get_available_providers(),
