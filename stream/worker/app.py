@@ -37,6 +37,7 @@ from stream.worker.broker_watch import BrokerWatch
 from stream.worker.consumer_patch import adapt_faust_consumer
 from stream.worker.context import WorkerContext
 from stream.worker.memory import limit_malloc_arenas
+from stream.worker.producer_patch import use_delivered_flush
 from stream.worker.recovery import forget_other_cluster, use_self_healing_recovery
 from stream.worker.store import FaustUserStore, Tables, use_key_partitioned_rocksdb
 from stream.worker.topics import Topics
@@ -46,10 +47,12 @@ from stream.worker.topics import Topics
 def install_faust_adjustments(settings: Settings, replay: ReplayTracker) -> None:
     """Every change segstream makes to Faust itself, in one step, before an app is created:
     the consumer adjustments (stream/worker/consumer_patch.py: fetch wait, confirmed end
-    offsets, rewind after recovery, a replay's start offsets), the key-partitioned RocksDB
-    store (stream/worker/store.py) and table recovery that discards partitions ahead of their
+    offsets, rewind after recovery, a replay's start offsets), a producer flush that waits for
+    delivery (stream/worker/producer_patch.py), the key-partitioned RocksDB store
+    (stream/worker/store.py) and table recovery that discards partitions ahead of their
     changelog (stream/worker/recovery.py)."""
     adapt_faust_consumer(cluster_config(settings), settings.fetch_max_wait_ms, replay.start)
+    use_delivered_flush()
     use_key_partitioned_rocksdb()
     use_self_healing_recovery()
 

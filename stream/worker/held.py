@@ -2,7 +2,7 @@
 
 Every second the worker looks up the items its users wait for (stream/core/waiting_items.py)
 and applies the held behaviours of those that arrived, whichever worker encoded them (the
-catalogue is a global table). After a rebalance the index is rebuilt from this worker's rows.
+catalogue is read whole by every worker). After a rebalance the index is rebuilt from this worker's rows.
 """
 
 from __future__ import annotations

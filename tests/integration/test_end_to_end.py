@@ -233,6 +233,8 @@ def test_state_and_model_survive_a_restart(settings_for, start_worker, tmp_path,
     produce(settings, settings.topic_reviews, events)
     worker = start_worker(settings)
     worker.wait_until(lambda h: h["counters"]["applied"] == len(events), 120, "the reviews")
+    # Sizes come from the census, sent every couple of seconds (stream/worker/sizes.py).
+    eventually(lambda: worker.get("/segments"), lambda r: sum(s["size"] for s in r[1]["segments"]) == len(label_of), 60)
     time.sleep(1.0)  # > model_publish_interval_s
     before_users = {u: worker.get(f"/users/{u}")[1] for u in label_of}
     before_segments = worker.get("/segments")[1]
