@@ -1,8 +1,9 @@
 """Behaviours held for unknown items, released when their item reaches the catalogue.
 
 Every second the worker looks up the items its users wait for (stream/core/waiting_items.py)
-and applies the held behaviours of those that arrived, whichever worker encoded them (the
-catalogue is read whole by every worker). After a rebalance the index is rebuilt from this worker's rows.
+and applies the held behaviours of those that arrived, whichever worker encoded them (every
+worker reads the whole catalogue). After a rebalance the index is rebuilt from this worker's
+rows.
 """
 
 from __future__ import annotations

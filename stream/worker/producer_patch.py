@@ -5,13 +5,13 @@ task of its own. Before committing input offsets, and before a rebalance hands p
 Faust calls ``producer.flush()`` so that the rows of the events being committed are in Kafka.
 faust-streaming's ``ProducerBuffer.flush`` gives up as soon as the buffer's task takes more than
 0.1 s over one message (a full client buffer, a slow broker, a busy event loop), and does not
-wait for the message its task is handing to the client. Then offsets were committed past rows
-that were still in the buffer: the next holder of the partition recovered the rows without those
-events and never read them again (events lost at a handover or after a SIGKILL; a graceful stop
-lost the buffer outright, its client being closed first).
+wait for the message its task is handing to the client. Offsets could then be committed past
+rows still in the buffer, and the next holder of the partition would recover the rows without
+those events and never read them again (a graceful stop can lose the buffer outright: Faust
+closes its client first).
 
 Here the buffer remembers every message put in it until the broker has answered, and ``flush``
-waits for all of them.
+waits for all those put before it.
 """
 
 from __future__ import annotations
@@ -43,9 +43,9 @@ class DeliveredBuffer(faust_producer.ProducerBuffer):
     async def _send_pending(self, fut: FutureMessage) -> None:
         try:
             await super()._send_pending(fut)
-        except BaseException as exc:  # the client refused it: nothing will ever answer it
+        except Exception as exc:  # the client refused it: nothing will ever answer it
             if not fut.done():
-                fut.set_exception(exc if isinstance(exc, Exception) else asyncio.CancelledError())
+                fut.set_exception(exc)
             raise
 
     async def flush(self) -> None:
@@ -79,4 +79,3 @@ class Producer(faust_aiokafka.Producer):
 def use_delivered_flush() -> None:
     """Make every Faust aiokafka producer created from now on flush to delivery."""
     faust_aiokafka.Transport.Producer = Producer
-

@@ -2,8 +2,8 @@
 
 Micro-batches of ``SEGSTREAM_BATCH_SIZE`` go through the same pipeline and model loop the
 worker uses, over an in-memory user store whose rows take the table's byte round trip, and a
-dict standing in for the ``item-vectors`` topic every worker reads whole. Each distinct text is encoded once
-(:class:`TextVectors`), before streaming.
+dict standing in for the ``item-vectors`` topic every worker reads whole. Each distinct text is
+encoded once (:class:`TextVectors`), before streaming.
 """
 
 from __future__ import annotations

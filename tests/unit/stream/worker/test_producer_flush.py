@@ -23,11 +23,9 @@ class SlowClient:
 
     def __init__(self, refuse: set[int] = frozenset()) -> None:
         self.refuse = refuse
-        self.taken = 0
 
     async def publish_message(self, fut: FutureMessage, wait: bool = False) -> None:
         await asyncio.sleep(CLIENT_S)
-        self.taken += 1
         if fut.message.value in self.refuse:
             raise ValueError("record too large")
         asyncio.get_running_loop().call_later(BROKER_S, fut.set_result, f"delivered {fut.message.value}")
