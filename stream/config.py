@@ -94,6 +94,7 @@ class Settings:
     hysteresis: float = 0.02
     model_publish_interval_s: float = 1.0
     sweep_users: int = 2000
+    sweep_share: float = 0.25
     term_min_users: int = 5
 
     @property
@@ -226,6 +227,8 @@ HELP: dict[str, str] = {
     "model_publish_interval_s": "the model is published at most this often while it changes",
     "sweep_users": "users each worker re-assigns per new model version (round robin over its "
     "users), so memberships follow moving centroids with bounded work",
+    "sweep_share": "most of a worker's event-loop time sweeps take (0 to 1): a live sweep pauses "
+    "between chunks so that events keep the rest",
     "term_min_users": "a term enters a segment's portrait only once this many distinct users of the "
     "segment used it (e-mail addresses, URLs and phone numbers never do)",
 }
@@ -254,7 +257,9 @@ LOWER_BOUNDS: dict[str, tuple[str, float]] = {
     "refresh_every": (">=", 1),
     "model_half_life_updates": (">", 0),
     "term_min_users": (">=", 1),
+    "sweep_share": (">", 0),
 }
+UPPER_BOUNDS: dict[str, float] = {"sweep_share": 1.0}  # and web_port: HIGHEST_PORT
 HIGHEST_PORT = 65_535
 SECRET_SUFFIXES = ("_token", "_password", "_salt", "_secret")
 
@@ -272,6 +277,8 @@ def _check_range(name: str, value: float) -> None:
     kind = "a whole number" if isinstance(value, int) else "a number"
     if not math.isfinite(value) or not (value > bound if op == ">" else value >= bound):
         raise SettingError(name, f"must be {kind} {op} {bound:g}, got {value!r}")
+    if name in UPPER_BOUNDS and value > UPPER_BOUNDS[name]:
+        raise SettingError(name, f"must be {kind} <= {UPPER_BOUNDS[name]:g}, got {value!r}")
     if name == "web_port" and value > HIGHEST_PORT:
         raise SettingError(name, f"must be a port number <= {HIGHEST_PORT}, got {value!r}")
 

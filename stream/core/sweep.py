@@ -1,7 +1,10 @@
 """Sweeps: when a new model version arrives, a worker re-assigns a bounded share of its users.
 
 Round robin (:class:`SweepCursor`): every user follows moving centroids within a bounded
-number of versions, at bounded cost per version. A replay's final membership sweeps everyone.
+number of versions, at bounded cost per version. A live sweep also takes at most a share of the
+worker's time (:func:`pause_after`): at a new version every second, sweeping 2,000 users each
+time can cost a slow CPU more than the events do, and the worker would fall ever further behind
+its input. A replay's final membership sweeps everyone at once.
 """
 
 from __future__ import annotations
@@ -14,6 +17,12 @@ from stream.core.pipeline import BatchResult, Pipeline
 from stream.core.user_store import UserStore
 
 CHUNK_USERS = 250  # users per chunk: a worker yields to its event loop between chunks
+
+
+def pause_after(busy_s: float, share: float) -> float:
+    """Seconds to leave to other work after a sweep chunk took ``busy_s``, so that sweeping
+    takes ``share`` (0 < share <= 1) of the time."""
+    return busy_s * (1.0 - share) / share
 
 
 class SweepCursor:

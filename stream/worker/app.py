@@ -33,7 +33,7 @@ from stream.worker import (
     agents, broker_watch, catalogue, explain, forget, held, http_auth, metrics, model_sync, output, page, probes,
     replay_hooks, sizes, web,
 )
-from stream.worker.broker_watch import BrokerWatch
+from stream.worker.broker_watch import BrokerWatch, reason_after_crash
 from stream.worker.consumer_patch import adapt_faust_consumer
 from stream.worker.context import WorkerContext
 from stream.worker.memory import limit_malloc_arenas
@@ -157,7 +157,8 @@ def run_worker(
     """Wait for the broker, create the topics, start the tables afresh if they came from another
     cluster, load the encoder and the published model, and run the worker (``faust_options``: more
     options of Faust's worker command, e.g. --logfile). A worker that stops itself
-    (broker_watch.py) exits non-zero with its reason as the last line."""
+    (broker_watch.py), or that Faust stops with an error the broker explains, exits non-zero with
+    its reason as the last line."""
     limit_malloc_arenas()  # before the threads start: stream/worker/memory.py
     replay = replay or ReplayTracker.live()
     cluster_id = wait_for_broker(cluster_config(settings), settings.broker_wait_s)
@@ -167,7 +168,8 @@ def run_worker(
     throttle_client_logs()
     encoder = encoder_for(settings)
     segmentation = model_sync.read_published(settings, encoder)
-    ctx = build_worker(settings, encoder, segmentation, replay, BrokerWatch(cluster_config(settings), cluster_id))
+    watch = BrokerWatch(cluster_config(settings), cluster_id)
+    ctx = build_worker(settings, encoder, segmentation, replay, watch)
     sys.argv = [
         "segstream", "worker", "--loglevel", FAUST_LOG_LEVELS.get(loglevel.lower(), loglevel),
         "--web-bind", settings.web_host, "--web-host", settings.web_host, "--web-port", str(settings.web_port),
@@ -175,6 +177,10 @@ def run_worker(
     ]
     try:
         ctx.app.main()
+    except SystemExit as stopped:
+        if stopped.code not in (None, 0) and not ctx.exit_reason:  # Faust crashed: was it the broker?
+            ctx.exit_reason = reason_after_crash(settings.bootstrap, watch)
+        raise
     finally:
         if ctx.exit_reason:
             raise SystemExit(f"segstream worker: {ctx.exit_reason}")

@@ -5,7 +5,8 @@ and which cluster it is. Readiness (/healthz) requires a recent answer. An outag
 once when it starts and once when it ends; the worker reconnects by itself. It exits non-zero
 with one clear line when the cluster it talks to is another one than at start (a restarted
 embedded broker forgot every topic and offset: a restart begins afresh), or when the broker has
-been away longer than ``SEGSTREAM_BROKER_DOWN_EXIT_S``.
+been away longer than ``SEGSTREAM_BROKER_DOWN_EXIT_S``. When Faust itself stops with an error
+(a broker gone while the worker starts), the last line says what the broker did, if it explains it.
 """
 
 from __future__ import annotations
@@ -79,6 +80,28 @@ def hard_exit(reason: str) -> None:
     os._exit(1)
 
 
+def other_cluster_reason(bootstrap: str, watch: BrokerWatch) -> str:
+    return (
+        f"the broker at {bootstrap} is another Kafka cluster now ({watch.cluster_id!r} at start, "
+        f"{watch.other_cluster!r} now): its topics and offsets are not the ones this worker's tables follow"
+    )
+
+
+def reason_after_crash(bootstrap: str, watch: BrokerWatch, attempts: int = 3) -> str:
+    """Why Faust stopped with an error, when the broker explains it (it went away while the
+    worker started, say): another cluster, or no answer after ``attempts`` probes; "" when the
+    broker is the one at start and answers."""
+    for attempt in range(attempts):
+        watch.probe()
+        if watch.other_cluster is not None:
+            return other_cluster_reason(bootstrap, watch)
+        if watch.down_since is None:
+            return ""
+        if attempt + 1 < attempts:
+            time.sleep(PROBE_EVERY_S / 2)
+    return f"Kafka at {bootstrap} does not answer, and Faust stopped with an error (above)"
+
+
 async def check(ctx: WorkerContext, watch: BrokerWatch) -> None:
     """Probe once; log an outage's start; stop the worker when it must (module docstring)."""
     settings = ctx.settings
@@ -87,10 +110,7 @@ async def check(ctx: WorkerContext, watch: BrokerWatch) -> None:
     if watch.down_since is not None and not was_down:
         log.error("Kafka at %s does not answer; not ready until it does", settings.bootstrap)
     if watch.other_cluster is not None:
-        exit_worker(
-            ctx, f"the broker at {settings.bootstrap} is another Kafka cluster now ({watch.cluster_id!r} at start, "
-            f"{watch.other_cluster!r} now): its topics and offsets are not the ones this worker's tables follow",
-        )
+        exit_worker(ctx, other_cluster_reason(settings.bootstrap, watch))
     down_for = 0.0 if watch.down_since is None else time.monotonic() - watch.down_since
     if settings.broker_down_exit_s and down_for > settings.broker_down_exit_s:
         exit_worker(ctx, f"Kafka at {settings.bootstrap} has not answered for {down_for:.0f} s (SEGSTREAM_BROKER_DOWN_EXIT_S)")

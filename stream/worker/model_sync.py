@@ -25,7 +25,7 @@ from models.segmentation import ModelUpdate, Segmentation, SegmentationParams
 from stream.config import Settings
 from stream.contract.records import DeadLetter, Source, shown
 from stream.core.owner import ModelOwner, RefusedUpdate
-from stream.core.sweep import Sweeper
+from stream.core.sweep import Sweeper, pause_after
 from stream.factories import new_segmentation, segmentation_params
 from stream.kafka import cluster_config, read_last_value
 from stream.worker.broker_watch import exit_worker
@@ -222,12 +222,14 @@ def _readable(raw: bytes, params: SegmentationParams, dim: int) -> Segmentation:
 
 async def sweep(ctx: WorkerContext, sweeper: Sweeper) -> bool:
     """Re-assign the users due for this version (everyone for a replay's final membership), a
-    chunk at a time, yielding to batches and timers between chunks; False when stopping."""
+    chunk at a time; between chunks a live sweep pauses for batches and timers, so that it takes
+    at most ``sweep_share`` of the time (stream/core/sweep.py); False when stopping."""
     final = ctx.replay.final_version_arrived(ctx.local.model.rebuilt_version)
     chunks = sweeper.chunks(ctx.replay.sweep_mode(), final)
     changed = 0
     while True:
         async with ctx.rows:
+            started = time.perf_counter()
             if ctx.app.should_stop:
                 return False
             result = next(chunks, None)
@@ -236,7 +238,8 @@ async def sweep(ctx: WorkerContext, sweeper: Sweeper) -> bool:
             ctx.counters.swept += result.swept
             changed += len(result.changes)
             await emit(ctx, result)
-        await asyncio.sleep(0)
+            busy = time.perf_counter() - started
+        await asyncio.sleep(0.0 if final else pause_after(busy, ctx.settings.sweep_share))
     if final:
         ctx.replay.finished = True
         log.info("replay: final membership of %d users published; now live", changed)

@@ -8,6 +8,7 @@ import dataclasses
 import json
 from collections import Counter
 
+import loss_report
 from kafka_io import produce
 
 from stream.tools.broker import free_port
@@ -53,7 +54,8 @@ def test_two_workers_share_the_load_with_one_model(settings_for, start_worker, e
         return {u: sum(second.get(f"/users/{u}")[1].get("actions", {}).values()) for u in expected}
 
     counts = eventually(applied_per_user, lambda c: c == dict(expected), 240)
-    assert counts == dict(expected)  # every event applied exactly once, across the handovers
+    wrong = [u for u, n in expected.items() if counts[u] != n]
+    assert not wrong, loss_report.user_rows(settings, wrong)  # every event applied exactly once, across the handovers
 
     health = second.health()
     assert health["model"]["owner"] and health["model"]["seeded"]

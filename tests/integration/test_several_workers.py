@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 
+import loss_report
 from kafka_io import drain, produce
 
 from stream.datasets import movielens
@@ -58,7 +59,10 @@ def test_any_partitioner_whole_catalogue_true_sizes_through_an_owner_kill(settin
     movies = movielens.movies()
     produce(settings, settings.topic_items, [(m.item_id, movielens.item_event(m)) for m in movies], **LIBRDKAFKA_DEFAULT)
     for worker in workers:  # each holds the whole catalogue, whichever partitions it encoded
-        worker.wait_until(lambda h: h["catalogue_items"] == len(movies), 120, "the whole catalogue in every worker")
+        try:
+            worker.wait_until(lambda h: h["catalogue_items"] == len(movies), 120, "the whole catalogue in every worker")
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}\n{loss_report.item_vectors(settings)}") from exc
 
     events = [movielens.behavior_event(r) for r in movielens.ratings()[:RATINGS]]
     sent = Counter(e["user_id"] for e in events)
@@ -83,6 +87,8 @@ def test_any_partitioner_whole_catalogue_true_sizes_through_an_owner_kill(settin
     produce(settings, settings.topic_behaviors, [keyed(n, e) for n, e in enumerate(events[2 * third:], 2 * third)], **LIBRDKAFKA_DEFAULT)
 
     counted = eventually(lambda: actions_of(survivor, sorted(sent)), lambda c: c == dict(sent), 180)
+    wrong = [u for u, n in sent.items() if counted[u] != n]
+    assert not wrong, loss_report.user_rows(settings, wrong)  # every event applied once, whatever partition it came on
     rows = {u: survivor.get(f"/users/{u}")[1] for u in sent}
     segmented = sum(view["segment"] is not None for view in rows.values())
 
@@ -92,7 +98,6 @@ def test_any_partitioner_whole_catalogue_true_sizes_through_an_owner_kill(settin
     eventually(sizes_sum, lambda total: total == segmented, 60)
     seen = figures(workers, sent, segmented)
     print("two workers:", seen)
-    assert counted == dict(sent)  # every event applied once, whatever partition it came on
     assert seen["pending"] == 0 and seen["dead_letters"] == 0
     assert seen["catalogue"] == [len(movies), len(movies)]
     assert segmented == len(sent) and seen["sizes_sum"] == segmented
