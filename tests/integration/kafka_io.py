@@ -48,14 +48,20 @@ def read(settings: Settings, topic: str, count: int, timeout_s: float = 60.0) ->
     return out
 
 
-def drain(settings: Settings, topic: str, quiet_s: float = 2.0) -> list[tuple[str | None, Any]]:
-    """Everything on ``topic`` once no new record arrived for ``quiet_s`` seconds."""
+def records(settings: Settings, topic: str, quiet_s: float = 2.0) -> list[Any]:
+    """Every message on ``topic`` as stored (confluent-kafka messages), once no new record
+    arrived for ``quiet_s`` seconds."""
     reader = consumer(cluster_config(settings), f"test-drain-{time.time_ns()}")
     partitions = reader.list_topics(topic, timeout=10).topics[topic].partitions
     reader.close()
+    return list(read_until_quiet(cluster_config(settings), [TopicPartition(topic, p, 0) for p in partitions], quiet_s))
+
+
+def drain(settings: Settings, topic: str, quiet_s: float = 2.0) -> list[tuple[str | None, Any]]:
+    """Everything on ``topic`` once no new record arrived for ``quiet_s`` seconds (JSON values decoded)."""
     return [
         (None if msg.key() is None else msg.key().decode(), json.loads(msg.value()))
-        for msg in read_until_quiet(cluster_config(settings), [TopicPartition(topic, p, 0) for p in partitions], quiet_s)
+        for msg in records(settings, topic, quiet_s)
     ]
 
 

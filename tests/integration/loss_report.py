@@ -13,25 +13,18 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable
 
-from confluent_kafka import TopicPartition
+from kafka_io import records
 
 from stream.config import Settings
 from stream.core.user_state import UserState, id_digest
-from stream.kafka import USERS_TABLE, cluster_config, consumer, read_until_quiet
+from stream.kafka import USERS_TABLE
 from stream.worker.repartition import SOURCE_HEADER
-
-
-def _records(settings: Settings, topic: str) -> list:
-    reader = consumer(cluster_config(settings), "test-loss-report")
-    partitions = reader.list_topics(topic, timeout=10).topics[topic].partitions
-    reader.close()
-    return list(read_until_quiet(cluster_config(settings), [TopicPartition(topic, p, 0) for p in partitions], 2.0))
 
 
 def _forwards(settings: Settings) -> dict[str, list[str]]:
     """First position "topic:partition:offset" -> where each forward of it landed."""
     out: dict[str, list[str]] = defaultdict(list)
-    for msg in _records(settings, settings.topic_repartition):
+    for msg in records(settings, settings.topic_repartition):
         source = dict(msg.headers() or []).get(SOURCE_HEADER, b"?").decode()
         out[source].append(f"r{msg.partition()}:{msg.offset()}")
     return out
@@ -46,11 +39,11 @@ def _epoch_s(ts: object) -> float:
 
 def item_vectors(settings: Settings) -> str:
     """Per partition of the item-vectors topic: records, offsets, offset gaps; distinct items."""
-    records = _records(settings, settings.topic_item_vectors)
+    found_records = records(settings, settings.topic_item_vectors)
     offsets: dict[int, list[int]] = defaultdict(list)
-    for msg in records:
+    for msg in found_records:
         offsets[msg.partition()].append(msg.offset())
-    lines = [f"item-vectors holds {len({m.key() for m in records})} distinct items in {len(records)} records"]
+    lines = [f"item-vectors holds {len({m.key() for m in found_records})} distinct items in {len(found_records)} records"]
     for partition, found in sorted(offsets.items()):
         gaps = [(a, b) for a, b in zip(found, found[1:]) if b != a + 1]
         lines.append(f"  p{partition}: {len(found)} records, offsets {found[0]}..{found[-1]}, gaps {gaps[:10]}")
@@ -62,7 +55,7 @@ def user_rows(settings: Settings, users: Iterable[str]) -> str:
     and high-water offsets, and the events the last version does not hold."""
     users = set(users)
     events: dict[str, list[tuple[str, float, str]]] = defaultdict(list)  # user -> (event id, ts, position)
-    for msg in _records(settings, settings.topic_behaviors):
+    for msg in records(settings, settings.topic_behaviors):
         event = json.loads(msg.value())
         if event.get("user_id") in users:
             position = f"{msg.topic()}:{msg.partition()}:{msg.offset()}"
@@ -70,7 +63,7 @@ def user_rows(settings: Settings, users: Iterable[str]) -> str:
     forwards = _forwards(settings)
     versions: dict[str, list[str]] = defaultdict(list)
     last: dict[str, UserState] = {}
-    for msg in _records(settings, f"{settings.app_id}-{USERS_TABLE}-changelog"):
+    for msg in records(settings, f"{settings.app_id}-{USERS_TABLE}-changelog"):
         user = msg.key().decode()
         if user in users and msg.value() is not None:
             state = last[user] = UserState.from_bytes(msg.value())
