@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from kafka_io import records
 
 from stream.config import Settings
+from stream.contract.records import InvalidEvent, parse_ts
 from stream.core.user_state import UserState, id_digest
 from stream.kafka import USERS_TABLE
 from stream.worker.repartition import SOURCE_HEADER
@@ -31,10 +32,11 @@ def _forwards(settings: Settings) -> dict[str, list[str]]:
 
 
 def _epoch_s(ts: object) -> float:
-    """An event's time in seconds when it is a number (ms or s); 0 when it is not."""
-    if not isinstance(ts, (int, float)):
+    """An event's time as the pipeline reads it; 0 for one it refuses."""
+    try:
+        return parse_ts(ts)
+    except InvalidEvent:
         return 0.0
-    return ts / 1000 if ts > 1e11 else float(ts)
 
 
 def item_vectors(settings: Settings) -> str:
