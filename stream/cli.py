@@ -12,11 +12,12 @@ from importlib.metadata import version
 from pathlib import Path
 
 from stream.cli_args import (
-    Parser, add_faust_options, add_settings_flags, checked, faust_options, overrides, port_number, settings_from,
-    usage_error, worker_settings,
+    Parser, add_faust_options, add_settings_flags, checked, checked_again, claimed_data_dir, faust_options, overrides,
+    port_number, settings_from, usage_error, worker_settings,
 )
 from stream.config import ENV_PREFIX, HELP, Settings, is_secret, origins
 from stream.logs import configure as configure_logs
+from stream.tools import stress
 
 def cmd_broker(args: argparse.Namespace) -> int:
     from stream.tools.broker import EmbeddedBroker, port_in_use
@@ -35,8 +36,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from stream.worker.app import run_worker
 
     settings = worker_settings(args)
-    configure_logs(args.loglevel, settings.log_format)
-    return run_worker(settings, args.loglevel, faust_options=faust_options(args))
+    with claimed_data_dir(args, settings):
+        configure_logs(args.loglevel, settings.log_format)
+        return run_worker(settings, args.loglevel, faust_options=faust_options(args))
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -54,17 +56,19 @@ def cmd_replay(args: argparse.Namespace) -> int:
     configure_logs(args.loglevel, settings.log_format)
     if args.fresh:
         settings = fresh_settings(settings, f"{time.strftime('%Y%m%d%H%M%S')}-{os.getpid()}", args.publish_to_live)
-    wait_for_broker(cluster_config(settings), settings.broker_wait_s)
-    ensure_topics(settings)
-    start, until = plan_offsets(settings, args.from_timestamp, args.offsets or None)
-    replay = ReplayTracker(
-        start, until, catalogue_to_read(settings),
-        suppress=args.final_membership_only, rebuild="canonical" if args.fresh else "matched",
-    )
-    print(_replay_banner(settings, replay.total, args.fresh, args.publish_to_live), flush=True)
-    if args.fresh:
-        print("\n".join(live_instructions(settings)), flush=True)
-    return run_worker(settings, args.loglevel, replay, faust_options(args))
+        settings = checked_again(args, settings, f"--fresh names the replay's app id {settings.app_id!r}")
+    with claimed_data_dir(args, settings):
+        wait_for_broker(cluster_config(settings), settings.broker_wait_s)
+        ensure_topics(settings)
+        start, until = plan_offsets(settings, args.from_timestamp, args.offsets or None)
+        replay = ReplayTracker(
+            start, until, catalogue_to_read(settings),
+            suppress=args.final_membership_only, rebuild="canonical" if args.fresh else "matched",
+        )
+        print(_replay_banner(settings, replay.total, args.fresh, args.publish_to_live), flush=True)
+        if args.fresh:
+            print("\n".join(live_instructions(settings)), flush=True)
+        return run_worker(settings, args.loglevel, replay, faust_options(args))
 
 
 def _replay_banner(settings: Settings, events: int, fresh: bool, to_live: bool) -> str:
@@ -390,6 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--users", type=int, default=20_000, help="--soak: synthetic users the behaviours spread over (default 20,000)")
     p.add_argument("--json", action="store_true", help="one JSON object instead of the tables")
     p.set_defaults(func=cmd_bench)
+
+    stress.add_command(sub)
 
     p = sub.add_parser(
         "config", help="print every setting's environment variable, value, source (flag, env or default) and meaning"

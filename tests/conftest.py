@@ -41,3 +41,15 @@ def encoder(onnx_dir: Path) -> Encoder:
     """CPU fp32 encoder over :func:`onnx_dir` (the reference: ``auto`` may serve int8 on a CPU),
     so results do not depend on the host's GPU or CPU."""
     return Encoder(onnx_dir, prefer_gpu=False, precision="fp32")
+
+
+@pytest.fixture
+def unwritable_folder(tmp_path: Path) -> tuple[Path, str]:
+    """A folder nobody may write in, and the reason the OS gives: by its mode, or for root (whom
+    modes do not stop) a path under a regular file, which can never be a folder."""
+    if os.geteuid() == 0:
+        (tmp_path / "file").write_text("")
+        return tmp_path / "file" / "data", "Not a directory"
+    folder = tmp_path / "read-only"
+    folder.mkdir(mode=0o500)
+    return folder, "Permission denied"

@@ -22,12 +22,12 @@ from models.text import clean_text
 from stream.config import Settings
 from stream.contract.changes import Mode, Reason, SegmentChange
 from stream.contract.records import (
-    PARSERS, Behavior, DeadLetter, InvalidEvent, Message, Review, Source, TimeWindow, pseudonym,
+    PARSERS, Behavior, DeadLetter, InvalidEvent, Message, Review, Source, TimeWindow, iso_ms, pseudonym,
 )
 from stream.core.catalogue import Catalogue, CatalogueItem, usable_vector
 from stream.core.census import Census
 from stream.core.replay_tracker import ReplayTracker
-from stream.core.user_state import PendingBehavior, UserState
+from stream.core.user_state import REPLAY_SEEN_MAX, PendingBehavior, UserState
 from stream.core.user_store import UserStore
 from stream.core.waiting_items import WaitingItems
 
@@ -77,6 +77,7 @@ class BatchResult:
     changes: list[SegmentChange] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     update: ModelUpdate | None = None  # for the model owner; None when nothing changed
+    resent: list[SegmentChange] = field(default_factory=list)  # last changes of users whose events came again
     applied: int = 0
     duplicates: int = 0
     swept: int = 0  # users a sweep looked at
@@ -175,8 +176,10 @@ class Pipeline:
         """Fold the batch into user states, then assign the users whose vector changed and
         count the applied events in their segments' profiles."""
         result = BatchResult(dead_letters=list(prepared.dead_letters))
+        self._note_forwards(prepared)
         contributions: list[Contribution] = []
         last_source: dict[str, Source] = {}
+        redelivered: set[str] = set()
         for parsed in prepared.parsed:
             event, source = parsed.event, parsed.message.source
             state = result.states.get(event.user_id)
@@ -184,12 +187,14 @@ class Pipeline:
                 state = result.states[event.user_id] = users.get(event.user_id) or UserState(event.user_id)
             if parsed.applied_before or state.already_applied(event.event_id, source):
                 result.duplicates += 1
+                if self.replay.mode_of(source) == "live":
+                    redelivered.add(event.user_id)
                 continue
             reason = self._refusal(state, parsed, vectors)
             if reason:
                 result.dead_letters.append(parsed.message.dead_letter(reason))
                 continue
-            state.mark_applied(event.event_id, event.ts, source, horizon_s=self.horizon_s)
+            state.mark_applied(event.event_id, event.ts, source, horizon_s=self._kept_horizon())
             last_source[event.user_id] = source
             result.applied += 1
             if isinstance(event, Review):
@@ -202,7 +207,20 @@ class Pipeline:
                 state.pending.append(PendingBehavior(event.event_id, event.item_id, event.action, event.ts, source))
             self._apply_pending(state, catalogue, result, contributions)
         self._assign_and_count(result, last_source, contributions)
+        self._resend(result, redelivered)
         return result
+
+    @staticmethod
+    def _resend(result: BatchResult, redelivered: set[str]) -> None:
+        """A live event that comes again was applied by a worker that may have stopped before its
+        change event was delivered (rows and change events are not written atomically): send the
+        user's last change again, byte for byte, unless the batch changed the user anyway.
+        Consumers see at most a copy of a record they have (same version, source and ts)."""
+        changed = {change.user_id for change in result.changes}
+        for user_id in sorted(redelivered - changed):
+            last = result.states[user_id].last_change
+            if last is not None:
+                result.resent.append(last)
 
     def release(self, states: Iterable[UserState], catalogue: Catalogue) -> BatchResult:
         """Apply the held behaviours of ``states`` whose item the catalogue now knows (found
@@ -230,13 +248,37 @@ class Pipeline:
         update.stats.census = self.census.take()
         result.update = update if update else None
 
+    def _note_forwards(self, prepared: Prepared) -> None:
+        """Tell the replay which of its events this batch forwarded and which forwarded ones it
+        holds (applied, duplicates or dead letters): it is not over while one is on its way
+        (:meth:`ReplayTracker.forwarded`)."""
+        back = [p.message.source for p in prepared.parsed if p.message.forwarded]
+        back += [letter.source for letter in prepared.dead_letters]
+        self.replay.forwarded((message.source for message, _ in prepared.foreign), back)
+
+    def _kept_horizon(self) -> float | None:
+        """How far back rows keep event-id digests: the dedup horizon live; all of them (None)
+        until a replay is over, since it reads a user's history out of order and must tell
+        every event of it apart (pruned back at the user's next event once live)."""
+        return self.horizon_s if self.replay.finished else None
+
     def _refusal(self, state: UserState, parsed: ParsedEvent, vectors: np.ndarray) -> str:
-        """Why an event that was not applied yet cannot be: "" when it can."""
-        if state.beyond_horizon(parsed.event.ts, self.horizon_s):
+        """Why an event that was not applied yet cannot be: "" when it can. The dedup horizon
+        holds for live events, which arrive roughly in time order; an event at a replayed
+        position is history, read in any order, refused only when the row dropped digests that
+        old (a replay on top of pruned rows, or past the digests a replay keeps)."""
+        event, source = parsed.event, parsed.message.source
+        if self.replay.mode_of(source) == "live" and state.beyond_horizon(event.ts, self.horizon_s):
             return (
                 f"event time is more than {self.settings.dedup_horizon_days:g} days before "
                 "the user's latest event, beyond the dedup horizon: it cannot be told apart "
                 "from a copy already applied (SEGSTREAM_DEDUP_HORIZON_DAYS)"
+            )
+        if state.dropped(event.ts):
+            return (
+                f"event time is more than the user's row remembers: it has dropped the event-id "
+                f"digests up to {iso_ms(state.dropped_until)} (beyond the dedup horizon, or past the "
+                f"{REPLAY_SEEN_MAX:,} a replay keeps): it cannot be told apart from a copy already applied"
             )
         if parsed.vector_index >= 0 and not usable_vector(vectors[parsed.vector_index]):
             return "the encoder returned a vector that is not finite or is zero for this text"
@@ -387,9 +429,10 @@ class Pipeline:
         self.census.move(state.user_id, previous, segment)
         if previous == segment and not always:
             return None
-        return SegmentChange.decided(
+        state.last_change = SegmentChange.decided(
             state.user_id, previous, segment, self.segmentation.version, distance, reason, mode, source
         )
+        return state.last_change
 
 
 def _count(update: ModelUpdate, segment: int, c: Contribution) -> None:

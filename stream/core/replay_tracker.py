@@ -35,6 +35,7 @@ class ReplayTracker:
     rebuild: str = "matched"
     replaying: bool = True  # False: a live worker's tracker (see live())
     positions: dict[Partition, int] = field(default_factory=dict)  # next offset to process
+    forwards: set[Source] = field(default_factory=set)  # replayed events forwarded, not arrived yet
     started: float = field(default_factory=time.monotonic)
     # When the first batch was processed and how much was done then: the rate counts from there,
     # not from the start (recovery, loading the model and the catalogue come before any event).
@@ -79,6 +80,16 @@ class ReplayTracker:
         tp = (source.topic, source.partition)
         self.positions[tp] = max(self.positions.get(tp, 0), source.offset + 1)
 
+    def forwarded(self, out: Iterable[Source], back: Iterable[Source]) -> None:
+        """Replayed events forwarded to their user's partition (``out``) and forwarded events
+        that arrived (``back``, under their first position). Processing an input position only
+        forwards some events: the replay is caught up once those are applied too, or the final
+        membership would miss them and rows would be pruned before them. The replaying worker
+        is the group's only one, so every forward comes back to it."""
+        if not self.finished:
+            self.forwards.update(source for source in out if self.mode_of(source) == "replay")
+            self.forwards.difference_update(back)
+
     def observe_batch(self, sources: Iterable[Source], now: float | None = None) -> None:
         """A batch of input events was processed; the first batch starts the rate's clock."""
         for source in sources:
@@ -94,8 +105,9 @@ class ReplayTracker:
 
     @property
     def caught_up(self) -> bool:
-        """Every replayed partition processed to its end (the time is noted the first time)."""
-        if self.caught_up_after_s is None and self.remaining() == 0:
+        """Every replayed partition processed to its end and every forwarded event arrived (the
+        time is noted the first time)."""
+        if self.caught_up_after_s is None and self.remaining() == 0 and not self.forwards:
             self.caught_up_after_s = time.monotonic() - self.started
         return self.caught_up_after_s is not None
 
@@ -152,6 +164,7 @@ class ReplayTracker:
             "events": self.total,
             "done": self.total - self.remaining(),
             "lag": self.remaining(),
+            "forwards_on_their_way": len(self.forwards),
             "events_per_s": None if rate is None else round(rate, 1),
             "eta_s": None if eta is None else round(eta, 1),
             "elapsed_s": round(elapsed, 1),

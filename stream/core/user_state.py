@@ -8,22 +8,28 @@ replays in another interleaving give the same vector (up to the row's float16 ro
 
 Exactly-once application, per user: the highest offset applied from each source partition
 (a redelivery, or a replay of the same topic, is recognised without bound) and the digests of
-the event ids applied within the dedup horizon (the same event published again at another
-offset). An event older than the horizon, counted back from the user's latest event, could be
-a copy whose digest was pruned: it is not applied but dead-lettered with that reason.
+the event ids applied (the same event published again at another offset). Live, digests are
+kept within the dedup horizon of event time back from the user's latest event, and an event
+older than that is dead-lettered (a copy of it could have had its digest pruned). While a
+replay runs every digest is kept (up to :data:`REPLAY_SEEN_MAX`): a replay reads partitions at
+different speeds, so a user's history arrives months out of order, and a horizon would refuse
+it. The row notes the latest event time whose digest it ever dropped (``dropped_until``), and
+an event at or before it is refused whatever the mode: what the row kept is exactly what it
+can tell apart, so a replay on top of pruned rows stays safe.
 
-The table row (:meth:`UserState.to_bytes`, format 2) is binary and small: about 0.9 KB plus
-9 bytes per event inside the dedup horizon and 4 per remembered item. The vector sum is float16
-scaled by its largest component (a float32): one round trip turns the user's direction by
-1 - cosine < 1e-7, 3,000 of them (a row rewritten after every event) by 2e-5 at most in tests.
-Offsets, event-id digests, ref_ts and pending events are exact; a digest's event time is rounded
-up to the minute (it can only be kept up to a minute longer). Rows of another format are
-refused with a clear error.
+The table row (:meth:`UserState.to_bytes`, format 3) is binary and small: about 0.9 KB plus
+9 bytes per digest kept (the events inside the dedup horizon, or a replay's) and 4 per
+remembered item. The vector sum is float16 scaled by its largest component (a float32): one
+round trip turns the user's direction by 1 - cosine < 1e-7, 3,000 of them (a row rewritten
+after every event) by 2e-5 at most in tests. Offsets, event-id digests, ref_ts, dropped_until
+and pending events are exact; a digest's event time is rounded up to the minute (it can only be
+kept up to a minute longer). Rows of another format are refused with a clear error.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import struct
 from collections.abc import Container
 from dataclasses import dataclass, field
@@ -33,21 +39,31 @@ from typing import Any
 
 import numpy as np
 
+from stream.contract.changes import SegmentChange
 from stream.contract.records import Source, iso_ms
 
-FORMAT = 2  # first byte of a row; rows of another format are refused
+FORMAT = 3  # first byte of a row; format-2 rows (segstream before dropped_until) are read too, others refused
+FORMAT_2 = 2
 ITEM_DIGEST_BYTES = 4  # a collision only hides one item from one user's recommendations
+# Event-id digests a row keeps while a replay runs: 9 bytes each, so a row stays well under the
+# 1 MB a Kafka record (the table's changelog) takes by default; past it the oldest go.
+REPLAY_SEEN_MAX = 50_000
 
-# format, flags, ref_ts, weight, reviews, segment, distance, model_version, vector dim,
-# counts of actions, offsets, pending, seen digests, items
-_FIXED = struct.Struct("<BBddIidQHHHHIH")
+# format, flags, ref_ts, weight, reviews, segment, distance, model_version, dropped_until,
+# vector dim, counts of actions, offsets, pending, seen digests, items
+_FIXED = struct.Struct("<BBddIidQdHHHHIH")
+_FIXED_2 = struct.Struct("<BBddIidQHHHHIH")  # format 2: no dropped_until
 _LENGTH = struct.Struct("<H")  # before each string
 _COUNT = struct.Struct("<I")  # an action's count
 _OFFSET = struct.Struct("<Q")
 _PENDING = struct.Struct("<dIQ")  # a pending event's time, source partition and offset
 _SCALE = struct.Struct("<f")
 _MINUTE = struct.Struct("<q")
-_HAS_VECTOR, _HAS_SEGMENT, _HAS_DISTANCE, _HAS_MODEL_VERSION = 1, 2, 4, 8
+_HAS_VECTOR, _HAS_SEGMENT, _HAS_DISTANCE, _HAS_MODEL_VERSION, _HAS_LAST_CHANGE = 1, 2, 4, 8, 16
+# the last change published: previous segment, segment (-1: none), model version, distance (NaN: none),
+# then reason, mode, source topic ("" : none) and ts as strings, then the source's partition and offset
+_CHANGE = struct.Struct("<iiQd")
+_CHANGE_SOURCE = struct.Struct("<IQ")
 _ESCAPE = 255  # a seen-time step of this many minutes or more is stored in full, as 8 bytes
 
 
@@ -138,8 +154,12 @@ class UserState:
     model_version: int | None = None
     offsets: dict[str, int] = field(default_factory=dict)  # "topic:partition" -> offset
     seen: dict[int, float] = field(default_factory=dict)  # event-id digest -> event time
+    dropped_until: float = -math.inf  # the latest event time whose digest was dropped from seen
     items: list[int] = field(default_factory=list)  # 4-byte digests of items acted on, newest last
     pending: list[PendingBehavior] = field(default_factory=list)
+    # The change event published last for this user, kept to send again, byte for byte, when the
+    # worker cannot know it was delivered (a redelivered event: stream/core/pipeline.py).
+    last_change: SegmentChange | None = None
 
     @property
     def vector(self) -> np.ndarray | None:
@@ -161,18 +181,39 @@ class UserState:
         return id_digest(event_id) in self.seen
 
     def beyond_horizon(self, ts: float, horizon_s: float) -> bool:
-        """True when an event is too old, relative to the user's latest, to deduplicate."""
+        """True when an event is too old, relative to the user's latest, to deduplicate live."""
         return self.vector_sum is not None and ts < self.ref_ts - horizon_s
 
-    def mark_applied(self, event_id: str, ts: float, source: Source, horizon_s: float) -> None:
+    def dropped(self, ts: float) -> bool:
+        """True when the digest of an event at ``ts`` may have been dropped: a copy of an
+        applied event that old could not be told apart."""
+        return ts <= self.dropped_until
+
+    def mark_applied(self, event_id: str, ts: float, source: Source, horizon_s: float | None) -> None:
+        """Note an applied event's position and digest. ``horizon_s``: keep the digests within
+        that much event time of the user's latest event (live); None: keep them all, up to
+        :data:`REPLAY_SEEN_MAX` (a replay runs, and its events come in any order)."""
         key = f"{source.topic}:{source.partition}"
         self.offsets[key] = max(source.offset, self.offsets.get(key, -1))
         self.seen[id_digest(event_id)] = ts
+        if horizon_s is None:
+            if len(self.seen) > REPLAY_SEEN_MAX:
+                # an eighth more than needed, so the sort comes once in thousands of events
+                self._drop_before(sorted(self.seen.values())[len(self.seen) - REPLAY_SEEN_MAX * 7 // 8])
+            return
         oldest = max(self.ref_ts, ts) - horizon_s
-        # O(1) check on the earliest-inserted digest (events mostly arrive in time order); a
-        # late-arriving old digest may outlive the horizon a little, which only errs on the safe side.
+        # O(1) check on the earliest-inserted digest (events mostly arrive in time order, and a
+        # row read back lists its oldest first); a late-arriving old digest may outlive the
+        # horizon a little, which only errs on the safe side.
         if next(iter(self.seen.values())) < oldest:
-            self.seen = {d: t for d, t in self.seen.items() if t >= oldest}
+            self._drop_before(oldest)
+
+    def _drop_before(self, cutoff: float) -> None:
+        """Forget the digests of events before ``cutoff``, noting the latest one forgotten."""
+        dropped = [t for t in self.seen.values() if t < cutoff]
+        if dropped:
+            self.dropped_until = max(self.dropped_until, max(dropped))
+            self.seen = {d: t for d, t in self.seen.items() if t >= cutoff}
 
     def add_vector(self, vector: np.ndarray, weight: float, ts: float, half_life_s: float) -> None:
         """Fold one event's unit vector into the decayed sum (order-independent)."""
@@ -235,12 +276,13 @@ class UserState:
             | (self.segment is not None) * _HAS_SEGMENT
             | (self.distance is not None) * _HAS_DISTANCE
             | (self.model_version is not None) * _HAS_MODEL_VERSION
+            | (self.last_change is not None) * _HAS_LAST_CHANGE
         )
         dim = 0 if self.vector_sum is None else int(self.vector_sum.shape[0])
         parts = [
             _FIXED.pack(
                 FORMAT, flags, self.ref_ts, self.weight, self.reviews, self.segment or 0,
-                self.distance or 0.0, self.model_version or 0, dim, len(self.actions),
+                self.distance or 0.0, self.model_version or 0, self.dropped_until, dim, len(self.actions),
                 len(self.offsets), len(self.pending), len(self.seen), len(self.items),
             ),
             _text(self.user_id),
@@ -267,25 +309,32 @@ class UserState:
             parts.append(_MINUTE.pack(minutes[0]))
             parts.append(np.minimum(steps, _ESCAPE).astype(np.uint8).tobytes())
             parts.append(steps[steps >= _ESCAPE].astype("<u8").tobytes())
+        if self.last_change is not None:
+            parts.append(_change_bytes(self.last_change))
         return b"".join(parts)
 
     @staticmethod
     def held_in(raw: bytes) -> int:
         """How many behaviours a row holds for unknown items, read from its fixed fields alone."""
-        return _FIXED.unpack_from(raw)[11] if raw[:1] == bytes([FORMAT]) and len(raw) >= _FIXED.size else 0
+        fields = _fixed_fields(raw)
+        return 0 if fields is None else fields[-3]
+
+    @staticmethod
+    def has_last_change(raw: bytes) -> bool:
+        """Whether a row keeps a last change event, read from its fixed fields alone."""
+        fields = _fixed_fields(raw)
+        return fields is not None and bool(fields[1] & _HAS_LAST_CHANGE)
 
     @staticmethod
     def segment_in(raw: bytes) -> int | None:
         """A row's segment (None: none yet), read from its fixed fields alone."""
-        if raw[:1] != bytes([FORMAT]) or len(raw) < _FIXED.size:
-            return None
-        fields = _FIXED.unpack_from(raw)
-        return fields[5] if fields[1] & _HAS_SEGMENT else None
+        fields = _fixed_fields(raw)
+        return fields[5] if fields is not None and fields[1] & _HAS_SEGMENT else None
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> UserState:
         try:
-            if raw[:1] != bytes([FORMAT]):
+            if raw[:1] not in (bytes([FORMAT]), bytes([FORMAT_2])):
                 raise ValueError(f"first byte {raw[:1]!r}")
             return cls._read(_Reader(raw))
         except (struct.error, ValueError, UnicodeDecodeError) as exc:
@@ -297,8 +346,13 @@ class UserState:
 
     @classmethod
     def _read(cls, r: _Reader) -> UserState:
-        (_, flags, ref_ts, weight, reviews, segment, distance, model_version, dim, n_actions,
-         n_offsets, n_pending, n_seen, n_items) = r.take(_FIXED)
+        if r.raw[:1] == bytes([FORMAT_2]):  # what format 2 pruned is older than its oldest digest kept
+            (_, flags, ref_ts, weight, reviews, segment, distance, model_version, dim,
+             n_actions, n_offsets, n_pending, n_seen, n_items) = r.take(_FIXED_2)
+            dropped_until = math.nan
+        else:
+            (_, flags, ref_ts, weight, reviews, segment, distance, model_version, dropped_until, dim,
+             n_actions, n_offsets, n_pending, n_seen, n_items) = r.take(_FIXED)
         state = cls(
             r.text(),
             weight=weight,
@@ -307,6 +361,7 @@ class UserState:
             segment=segment if flags & _HAS_SEGMENT else None,
             distance=distance if flags & _HAS_DISTANCE else None,
             model_version=model_version if flags & _HAS_MODEL_VERSION else None,
+            dropped_until=dropped_until,
         )
         state.actions = {r.text(): r.take(_COUNT)[0] for _ in range(n_actions)}
         state.offsets = {r.text(): r.take(_OFFSET)[0] for _ in range(n_offsets)}
@@ -325,6 +380,53 @@ class UserState:
             escaped = iter(r.values("Q", steps.count(_ESCAPE)))
             minutes = accumulate((s if s != _ESCAPE else next(escaped) for s in steps), initial=first)
             state.seen = dict(zip(digests, [m * 60.0 for m in minutes]))
+        if math.isnan(dropped_until):
+            state.dropped_until = _format_2_dropped_until(state)
+        if flags & _HAS_LAST_CHANGE:
+            state.last_change = _read_change(r, state)
         if r.pos != len(r.raw):
             raise ValueError(f"the row has {len(r.raw)} bytes, its fields {r.pos}")
         return state
+
+
+def _fixed_fields(raw: bytes) -> tuple[Any, ...] | None:
+    """A row's fixed fields, in format 3's order (format 2's with a NaN dropped_until); None
+    for a row of no known format."""
+    if raw[:1] == bytes([FORMAT]) and len(raw) >= _FIXED.size:
+        return _FIXED.unpack_from(raw)
+    if raw[:1] == bytes([FORMAT_2]) and len(raw) >= _FIXED_2.size:
+        fields = _FIXED_2.unpack_from(raw)
+        return (*fields[:8], math.nan, *fields[8:])
+    return None
+
+
+def _format_2_dropped_until(state: UserState) -> float:
+    """For a row written before ``dropped_until`` existed: its digests were pruned live, so any
+    event older than the oldest kept may have had one (with none kept, than its latest event)."""
+    if state.seen:
+        return min(state.seen.values()) - 60.0
+    return state.ref_ts if state.event_count else -math.inf
+
+
+def _change_bytes(change: SegmentChange) -> bytes:
+    source = change.source
+    return b"".join([
+        _CHANGE.pack(
+            -1 if change.previous_segment is None else change.previous_segment,
+            -1 if change.segment is None else change.segment, change.model_version,
+            math.nan if change.distance is None else change.distance,
+        ),
+        _text(change.reason), _text(change.mode), _text("" if source is None else source.topic), _text(change.ts),
+        _CHANGE_SOURCE.pack(0, 0) if source is None else _CHANGE_SOURCE.pack(source.partition, source.offset),
+    ])
+
+
+def _read_change(r: _Reader, state: UserState) -> SegmentChange:
+    previous, segment, model_version, distance = r.take(_CHANGE)
+    reason, mode, topic, ts = r.text(), r.text(), r.text(), r.text()
+    partition, offset = r.take(_CHANGE_SOURCE)
+    return SegmentChange(
+        state.user_id, None if previous < 0 else previous, None if segment < 0 else segment, model_version,
+        None if math.isnan(distance) else distance, reason, mode,  # type: ignore[arg-type]
+        Source(topic, partition, offset) if topic else None, ts,
+    )

@@ -69,7 +69,11 @@ class WorkerProcess:
             with urllib.request.urlopen(request, timeout=5) as response:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read() or b"null")
+            body = exc.read()
+            try:
+                return exc.code, json.loads(body or b"null")
+            except json.JSONDecodeError:  # an error page of the web server's own (a 500, say)
+                return exc.code, body.decode("utf-8", "replace")
 
     def delete(self, path: str) -> tuple[int, Any]:
         return self.get(path, method="DELETE")
@@ -78,9 +82,10 @@ class WorkerProcess:
         if self.process is not None and self.process.poll() is not None:
             raise RuntimeError(f"worker exited with {self.process.returncode}; see {self.log_path}")
         try:
-            return self.get("/healthz")[1]
+            body = self.get("/healthz")[1]
         except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError):
             return None
+        return body if isinstance(body, dict) else None  # an error page while it starts or stops
 
     def wait_until(
         self, ready: Callable[[dict[str, Any] | None], bool], timeout_s: float, what: str

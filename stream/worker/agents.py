@@ -22,6 +22,8 @@ from stream.contract.records import InvalidEvent, Item, Message, shown
 from stream.core.catalogue import CatalogueItem, catalogue_text, usable_vector
 from stream.worker import replay_hooks
 from stream.worker.context import Tallies, WorkerContext
+from stream.worker.failures import until_applied
+from stream.worker.gaps import DeliveryGaps, skipped_before
 from stream.worker.output import emit, send_dead_letter
 from stream.worker.repartition import arrived, forward
 
@@ -97,40 +99,51 @@ async def encode_items(ctx: WorkerContext, encoder: EncoderThread, messages: lis
     log.info("catalogue: %d items encoded (batch of %d)", ctx.counters.items, len(messages))
 
 
-async def one_by_one(ctx: WorkerContext, encoder: EncoderThread, messages: list[Message], step: Step) -> None:
+async def applied(ctx: WorkerContext, encoder: EncoderThread, messages: list[Message], step: Step, where: str) -> None:
+    """``step`` over ``messages``, retried in place while the environment fails
+    (stream/worker/failures.py); a record's failure is raised."""
+    await until_applied(ctx.failures, where, lambda: step(ctx, encoder, messages), lambda: ctx.app.should_stop)
+
+
+async def one_by_one(ctx: WorkerContext, encoder: EncoderThread, messages: list[Message], step: Step, where: str) -> None:
     """A batch that failed for a reason of ours (a bug, a broken encoder, a record no check
     foresaw) is retried a record at a time, so that only the records that fail again become
     dead letters, with their own error (an applied one is recognised as applied)."""
     for m in messages:
         try:
-            await step(ctx, encoder, [m])
+            await applied(ctx, encoder, [m], step, where)
         except Exception as exc:
             where = traceback.extract_tb(exc.__traceback__)[-1]
             log.error("%s failed alone too: %s (%s:%d in %s)", m.source.to_doc(), shown(exc), where.filename, where.lineno, where.name)
             await send_dead_letter(ctx, m.dead_letter(f"failed: {shown(exc)}"))
 
 
-def register(ctx: WorkerContext) -> None:
+def register(ctx: WorkerContext, gaps: DeliveryGaps) -> None:
+    """The agents of events and items; ``gaps`` notes where each partition's next record should
+    start (stream/worker/gaps.py)."""
     encoder = EncoderThread(ctx.encoder, ctx.settings.encode_batch_size, ctx.tallies)
     batch, within = ctx.settings.batch_size, ctx.settings.batch_wait_s
 
-    async def consume(stream: faust.StreamT, size: int, step: Step) -> None:
+    async def consume(stream: faust.StreamT, size: int, step: Step, where: str) -> None:
         # Faust acks a batch's events when the body of this loop ends, however it ends: each
         # event is applied or dead-lettered before it does (send_dead_letter stops the
-        # worker rather than go on without the dead letter).
+        # worker rather than go on without the dead letter; a failing environment retries
+        # the batch here, or exits without committing it).
         async for events in stream.take_events(size, within=within):
-            messages = [arrived(e.message, ctx.settings.topic_repartition) for e in events]
+            records = [e.message for e in events]
+            records = await skipped_before(ctx, gaps, records, where) + records  # stream/worker/gaps.py
+            messages = [arrived(record, ctx.settings.topic_repartition) for record in records]
             try:
-                await step(ctx, encoder, messages)
+                await applied(ctx, encoder, messages, step, where)
             except Exception as exc:
                 log.error("a batch of %d records failed (%s); retrying them one by one", len(messages), shown(exc))
                 ctx.pipeline.census.forget(list(ctx.pipeline.census.counts))  # counted again from the rows
-                await one_by_one(ctx, encoder, messages, step)
+                await one_by_one(ctx, encoder, messages, step, where)
 
     @ctx.app.agent(ctx.topics.inputs, name="apply-events")
     async def apply_events(stream: faust.StreamT) -> None:
-        await consume(stream, batch, apply_batch)
+        await consume(stream, batch, apply_batch, "applying events")
 
     @ctx.app.agent(ctx.topics.items, name="encode-items")
     async def encode_catalogue(stream: faust.StreamT) -> None:
-        await consume(stream, ITEM_BATCH, encode_items)
+        await consume(stream, ITEM_BATCH, encode_items, "encoding items")

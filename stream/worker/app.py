@@ -30,31 +30,39 @@ from stream.kafka import cluster_config, ensure_topics, users_partition, wait_fo
 from stream.logs import faust_logging_config, throttle_client_logs
 from stream.security import aiokafka_security, uses_sasl, uses_tls
 from stream.worker import (
-    agents, broker_watch, catalogue, explain, forget, held, http_auth, metrics, model_sync, output, page, probes,
-    replay_hooks, sizes, web,
+    agents, broker_watch, catalogue, explain, forget, held, http_auth, metrics, model_sync, page, probes,
+    rebalance, replay_hooks, republish, sizes, web,
 )
 from stream.worker.broker_watch import BrokerWatch, reason_after_crash
 from stream.worker.consumer_patch import adapt_faust_consumer
 from stream.worker.context import WorkerContext
+from stream.worker.failures import Failures
+from stream.worker.gaps import DeliveryGaps
 from stream.worker.memory import limit_malloc_arenas
 from stream.worker.producer_patch import use_delivered_flush
-from stream.worker.recovery import forget_other_cluster, use_self_healing_recovery
+from stream.worker.rebalance import Choreography, Participants
+from stream.worker.recovery import forget_other_cluster, use_checked_recovery
 from stream.worker.store import FaustUserStore, Tables, use_key_partitioned_rocksdb
 from stream.worker.topics import Topics
+from stream.worker.unflushed import UnflushedPartitions
 
 
 
-def install_faust_adjustments(settings: Settings, replay: ReplayTracker) -> None:
+def install_faust_adjustments(settings: Settings, replay: ReplayTracker) -> UnflushedPartitions | None:
     """Every change segstream makes to Faust itself, in one step, before an app is created:
     the consumer adjustments (stream/worker/consumer_patch.py: fetch wait, confirmed end
     offsets, rewind after recovery, a replay's start offsets), a producer flush that waits for
     delivery (stream/worker/producer_patch.py), the key-partitioned RocksDB store
     (stream/worker/store.py) and table recovery that discards partitions ahead of their
-    changelog (stream/worker/recovery.py)."""
+    changelog or marked as written when its worker stopped (stream/worker/recovery.py). Returns
+    where this data dir marks the partitions it writes (None: the tables live in memory), for
+    :func:`build_worker`."""
     adapt_faust_consumer(cluster_config(settings), settings.fetch_max_wait_ms, replay.start)
     use_delivered_flush()
     use_key_partitioned_rocksdb()
-    use_self_healing_recovery()
+    unflushed = None if settings.store.startswith("memory") else UnflushedPartitions(settings.app_data_dir)
+    use_checked_recovery(unflushed)
+    return unflushed
 
 
 def broker_credentials(settings: Settings) -> CredentialsT | None:
@@ -95,17 +103,22 @@ def new_faust_app(settings: Settings) -> faust.App:
         web_graph_enabled=settings.debug_views,
         web_stats_enabled=settings.debug_views,
         producer_compression_type="lz4",
+        # No client-side cap on a record before compression: the broker judges the batch, as it
+        # judged the input (stream/worker/repartition.py). Kafka's sizes are signed 32-bit.
+        producer_max_request_size=2**31 - 1,
         logging_config=faust_logging_config(settings.log_format),
         autodiscover=False,
     )
 
 
 def build_worker(
-    settings: Settings, encoder: Encoder, segmentation: Segmentation, replay: ReplayTracker, watch: BrokerWatch
+    settings: Settings, encoder: Encoder, segmentation: Segmentation, replay: ReplayTracker, watch: BrokerWatch,
+    unflushed: UnflushedPartitions | None,
 ) -> WorkerContext:
     """A Faust app for ``settings`` that encodes with ``encoder``, assigns with its copy
-    ``segmentation`` of the published model, follows ``replay`` and watches the broker with
-    ``watch``. Call :func:`install_faust_adjustments` first."""
+    ``segmentation`` of the published model, follows ``replay``, watches the broker with
+    ``watch`` and hands its partitions over through ``unflushed``. Call
+    :func:`install_faust_adjustments` first: it returns ``unflushed``."""
     app = new_faust_app(settings)
     topics = Topics.declare(app, settings)
     tables = Tables.declare(app, settings)
@@ -129,22 +142,33 @@ def build_worker(
         pipeline=Pipeline(settings, segmentation, replay, partition_of=users_partition(settings.partitions)),
         replay=replay,
         broker_healthy=lambda: watch.healthy,
+        failures=Failures(settings.failure_exit_s),
     )
-    agents.register(ctx)
+    delivery_gaps = DeliveryGaps()  # shared by every agent: stream/worker/gaps.py
+    agents.register(ctx, delivery_gaps)
     catalogue.register(ctx)
-    owner = model_sync.register(ctx)
+    owner = model_sync.register(ctx, delivery_gaps)
     replay_hooks.register(ctx)
-    held.register(ctx)
-    forget.register(ctx)
+    held_stale = held.register(ctx)
+    forget.register(ctx, delivery_gaps)
     sizes.register(ctx)
-    output.register(ctx)
     broker_watch.register(ctx, watch)
     web.register(ctx, owner)
     page.register(ctx)
     explain.register(ctx)
     probes.register(ctx)
     metrics.register(ctx, owner)
+    republish.register(ctx, unflushed)
+    rebalance.register(app, Choreography(
+        Participants(
+            rows=ctx.rows, flush=lambda: app.producer.flush(), unflushed=unflushed,
+            forget_census=ctx.pipeline.census.forget, publish_model=owner.publish, own_model=owner.assigned,
+            held_stale=held_stale, positions_reset=delivery_gaps.reset,
+        ),
+        settings.input_topics, settings.topic_model_updates,
+    ))
     return ctx
+
 
 
 # Faust's worker takes these spellings of Python's level names.
@@ -164,12 +188,12 @@ def run_worker(
     cluster_id = wait_for_broker(cluster_config(settings), settings.broker_wait_s)
     ensure_topics(settings)
     forget_other_cluster(settings.app_data_dir, cluster_id)
-    install_faust_adjustments(settings, replay)
+    unflushed = install_faust_adjustments(settings, replay)
     throttle_client_logs()
     encoder = encoder_for(settings)
     segmentation = model_sync.read_published(settings, encoder)
     watch = BrokerWatch(cluster_config(settings), cluster_id)
-    ctx = build_worker(settings, encoder, segmentation, replay, watch)
+    ctx = build_worker(settings, encoder, segmentation, replay, watch, unflushed)
     sys.argv = [
         "segstream", "worker", "--loglevel", FAUST_LOG_LEVELS.get(loglevel.lower(), loglevel),
         "--web-bind", settings.web_host, "--web-host", settings.web_host, "--web-port", str(settings.web_port),

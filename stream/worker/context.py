@@ -20,6 +20,7 @@ from stream.core.pipeline import Pipeline
 from stream.core.recent import Recent
 from stream.core.replay_tracker import ReplayTracker
 from stream.core.catalogue import CatalogueRows
+from stream.worker.failures import Failures, environmental
 from stream.worker.store import FaustUserStore, Tables
 from stream.worker.topics import Topics
 
@@ -28,15 +29,24 @@ log = logging.getLogger("segstream")
 T = TypeVar("T")
 
 
-async def survive(what: str, step: Awaitable[T], failed: T = None) -> T:  # type: ignore[assignment]
+async def survive(what: str, step: Awaitable[T], failed: T = None, failures: Failures | None = None) -> T:  # type: ignore[assignment]
     """``await step``; an error is logged and ``failed`` returned. Faust stops the whole worker
     on an exception in a timer or task: a step that can fail for a while (the broker away, a
-    record no check foresaw) must not take the worker with it; it runs again next time."""
+    record no check foresaw) must not take the worker with it; it runs again next time. With
+    ``failures``, one that fails for a reason of the environment makes the worker unready
+    until it works again."""
     try:
-        return await step
+        result = await step
     except Exception as exc:
-        log.error("%s failed: %s", what, shown(exc), exc_info=exc)
+        why = environmental(exc) if failures is not None else None
+        if why is None:
+            log.error("%s failed: %s", what, shown(exc), exc_info=exc)
+        else:
+            failures.failed(what, why)
         return failed
+    if failures is not None:
+        failures.cleared(what)
+    return result
 
 
 @dataclass
@@ -52,6 +62,8 @@ class Counters:
     batches: int = 0
     swept: int = 0
     forwarded: int = 0  # input events sent on to their user's partition
+    resent: int = 0  # last change events sent again for users whose events were redelivered
+    reread: int = 0  # records the consumer skipped, read again from the broker (stream/worker/gaps.py)
     updates_received: int = 0
 
     def as_dict(self) -> dict[str, Any]:
@@ -116,12 +128,19 @@ class WorkerContext:
     # recount): emit awaits the outputs' delivery in between, and nothing may read a row meanwhile.
     rows: asyncio.Lock = field(default_factory=asyncio.Lock)
     broker_healthy: Callable[[], bool] = lambda: True
+    failures: Failures = field(default_factory=lambda: Failures(0.0))  # the environment's (disk, store, producer)
     exit_reason: str = ""  # set when the worker stops itself: its last line, with a non-zero status
 
     @property
-    def ready(self) -> bool:
-        """The broker answers, partitions are assigned and the tables recovered from their changelogs."""
+    def settled(self) -> bool:
+        """The broker answers, partitions are assigned and the tables recovered from their
+        changelogs: rows may be read and written."""
         return self.broker_healthy() and not self.app.rebalancing and self.app.tables.recovery.completed.is_set()
+
+    @property
+    def ready(self) -> bool:
+        """Settled, and nothing fails for a reason of the environment (stream/worker/failures.py)."""
+        return self.settled and not self.failures.since
 
     def input_partitions(self) -> list[tuple[str, int]]:
         """The input partitions Kafka gave this worker."""

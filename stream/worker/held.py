@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
-
-import faust
+from collections.abc import Callable
 
 from stream.worker.context import WorkerContext, survive
 from stream.worker.output import emit
@@ -41,34 +39,38 @@ async def rebuild_index(ctx: WorkerContext) -> None:
 
 
 async def release(ctx: WorkerContext) -> None:
-    """Apply the held behaviours whose item has arrived, for users this worker holds."""
+    """Apply the held behaviours whose item has arrived, for users this worker holds (asked
+    holding the rows: a rebalance may have started while this waited for them)."""
     waiting = ctx.pipeline.waiting
     ready = waiting.arrived(ctx.catalogue.knows, RELEASE_USERS)
     if not ready:
         return
-    mine = ctx.users.held(ready)
-    for user_id in set(ready) - set(mine):
-        waiting.forget(user_id)  # another worker holds them now
     async with ctx.rows:
+        mine = ctx.users.held(ready)
+        for user_id in set(ready) - set(mine):
+            waiting.forget(user_id)  # another worker holds them now
         states = [s for s in map(ctx.users.get, mine) if s is not None]
         result = ctx.pipeline.release(states, ctx.catalogue)
         await emit(ctx, result)
 
 
-def register(ctx: WorkerContext) -> None:
-    stale = True  # the index is rebuilt once the worker is ready after a rebalance
+def register(ctx: WorkerContext) -> Callable[[], None]:
+    """The release timer; returns what marks the index stale (at an assignment: it is rebuilt
+    once the worker is ready)."""
+    stale = True
 
-    @ctx.app.on_partitions_assigned.connect
-    async def index_after_rebalance(sender: faust.App, assigned: set[Any], **kwargs: Any) -> None:
+    def mark_stale() -> None:
         nonlocal stale
         stale = True
 
     @ctx.app.timer(interval=RELEASE_EVERY_S)
     async def release_held() -> None:
         nonlocal stale
-        if not ctx.ready:
+        if not ctx.settled:
             return
         if stale:
             stale = False
             await survive("rebuilding the index of held behaviours", rebuild_index(ctx))
-        await survive("releasing held behaviours", release(ctx))
+        await survive("releasing held behaviours", release(ctx), failures=ctx.failures)
+
+    return mark_stale

@@ -133,5 +133,5 @@ def register(ctx: WorkerContext, owner: OwnerShell) -> None:
 
     @ctx.app.timer(interval=LAG_EVERY_S)
     async def measure_consumer_lag() -> None:
-        if ctx.ready:
+        if ctx.settled:
             await survive("measuring consumer lag", probe_lag())

@@ -30,6 +30,7 @@ from stream.factories import new_segmentation, segmentation_params
 from stream.kafka import cluster_config, read_last_value
 from stream.worker.broker_watch import exit_worker
 from stream.worker.consumer_patch import own_reader
+from stream.worker.gaps import DeliveryGaps, skipped_before
 from stream.worker.context import WorkerContext, survive
 from stream.worker.output import emit, send_dead_letter
 
@@ -150,7 +151,7 @@ class OwnerShell:
 
     async def tick(self) -> None:
         """While this worker owns the model: seed early if the input went quiet, and publish."""
-        if self.active and self.ctx.ready:
+        if self.active and self.ctx.settled:
             owner = self.owner or await self._load()
             if owner is not None:
                 version = owner.segmentation.version
@@ -246,8 +247,9 @@ async def sweep(ctx: WorkerContext, sweeper: Sweeper) -> bool:
     return True
 
 
-def register(ctx: WorkerContext) -> OwnerShell:
-    """The owner's agent, timer and hand-over hooks, and the follow and sweep tasks."""
+def register(ctx: WorkerContext, gaps: DeliveryGaps) -> OwnerShell:
+    """The owner's agent and timer, and the follow and sweep tasks (hand-overs:
+    stream/worker/rebalance.py)."""
     app, settings = ctx.app, ctx.settings
     shell = OwnerShell(ctx)
     sweeper = Sweeper(ctx.pipeline, ctx.users, settings.sweep_users)
@@ -257,16 +259,9 @@ def register(ctx: WorkerContext) -> OwnerShell:
     async def own_model(stream: faust.StreamT) -> None:
         """Runs wherever Kafka assigns the one partition of the updates topic: the owner."""
         async for event in stream.events():
-            await shell.receive(event.message.value, event.message.offset)
-            ctx.counters.updates_received += 1
-
-    @app.on_partitions_revoked.connect
-    async def publish_before_handing_over(sender: faust.App, revoked: set[Any], **kwargs: Any) -> None:
-        await shell.publish()
-
-    @app.on_partitions_assigned.connect
-    async def note_ownership(sender: faust.App, assigned: set[Any], **kwargs: Any) -> None:
-        shell.assigned(any(tp.topic == settings.topic_model_updates for tp in assigned))
+            for record in await skipped_before(ctx, gaps, [event.message], "owning the model") + [event.message]:
+                await shell.receive(record.value, record.offset)
+                ctx.counters.updates_received += 1
 
     @app.timer(interval=settings.model_publish_interval_s)
     async def publish_model() -> None:
@@ -281,17 +276,10 @@ def register(ctx: WorkerContext) -> OwnerShell:
         while True:
             await new_version.wait()
             new_version.clear()
-            if not ctx.ready:
+            if not ctx.settled:
                 await asyncio.sleep(0.5)
                 new_version.set()
-            elif not await survive("a sweep", sweep(ctx, sweeper), True):
+            elif not await survive("a sweep", sweep(ctx, sweeper), True, ctx.failures):
                 return
-
-    @app.on_before_shutdown.connect
-    async def finish_before_shutdown(sender: faust.App, **kwargs: Any) -> None:
-        """Before the producer stops: let a sweep chunk in flight send its changes (the next
-        one sees ``should_stop``), and publish the model."""
-        async with ctx.rows:
-            await shell.publish()
 
     return shell

@@ -5,11 +5,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from typing import Any
-
-import faust
 
 from models.segmentation import ModelUpdate
+from stream.contract.changes import SegmentChange
 from stream.contract.records import DeadLetter, shown
 from stream.core.pipeline import BatchResult
 from stream.worker.context import WorkerContext
@@ -19,23 +17,31 @@ log = logging.getLogger("segstream")
 
 async def emit(ctx: WorkerContext, result: BatchResult) -> None:
     """Write the rows, then publish changes and memberships (those a replay does not hold
-    back), dead letters and the update for the owner. Call it holding ``ctx.rows`` since the
-    rows were read (a rebalance waits for it, then flushes: stream/worker/output.register)."""
+    back, and the last ones of users whose events came again), dead letters and the update for
+    the owner. Call it holding ``ctx.rows`` since the
+    rows were read (a rebalance waits for it, then flushes: stream/worker/rebalance.py)."""
     ctx.users.put_many(result.states.values())
     for change in result.changes:
         if not ctx.replay.publishes(change):
             continue
-        key, value = change.user_id.encode(), change.to_bytes()
-        await ctx.topics.changes.send(key=key, value=value)
-        await ctx.topics.membership.send(key=key, value=value)
+        await publish_change(ctx, change)
         ctx.counters.changes += 1
         ctx.tallies.changes[(change.reason, change.mode)] += 1
         ctx.tallies.moved(change.previous_segment, change.segment)
         ctx.recent.changed(change.to_doc())
+    for change in result.resent:
+        await publish_change(ctx, change)
+        ctx.counters.resent += 1
     for letter in result.dead_letters:
         await send_dead_letter(ctx, letter)
     if result.update is not None:
         await send_update(ctx, result.update)
+
+
+async def publish_change(ctx: WorkerContext, change: SegmentChange) -> None:
+    key, value = change.user_id.encode(), change.to_bytes()
+    await ctx.topics.changes.send(key=key, value=value)
+    await ctx.topics.membership.send(key=key, value=value)
 
 
 async def send_dead_letter(ctx: WorkerContext, letter: DeadLetter) -> None:
@@ -60,6 +66,7 @@ async def send_dead_letter(ctx: WorkerContext, letter: DeadLetter) -> None:
 REASONS = (
     ("ts", "event_time"),
     ("event time is more than", "beyond_dedup_horizon"),
+    ("item text is empty", "empty_text"),  # before "item ", which it also starts with
     ("item ", "held_too_long"),
     ("the encoder returned", "encoder_output"),
     ("model update refused", "model_update_refused"),
@@ -67,7 +74,6 @@ REASONS = (
     ("message key", "key_not_id"),
     ("no parser for topic", "unknown_topic"),
     ("review text is empty", "empty_text"),
-    ("item text is empty", "empty_text"),
     ("empty message value", "empty_value"),
     ("value", "not_json"),
 )
@@ -81,12 +87,3 @@ def reason_of(error: str) -> str:
 async def send_update(ctx: WorkerContext, update: ModelUpdate) -> None:
     await ctx.topics.updates.send(key=b"update", value=update.to_bytes())
 
-
-def register(ctx: WorkerContext) -> None:
-    @ctx.app.on_partitions_revoked.connect
-    async def hand_rows_over(sender: faust.App, revoked: set[Any], **kwargs: Any) -> None:
-        """Faust waits for the agents' batches before a partition goes, not for the sweeps and
-        releases: let the one writing rows finish and deliver them before the next holder
-        recovers the table (none starts meanwhile: nothing is held during a rebalance)."""
-        async with ctx.rows:
-            await ctx.app.producer.flush()

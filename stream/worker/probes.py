@@ -15,6 +15,8 @@ def readiness(ctx: WorkerContext) -> tuple[bool, str]:
     """Whether to send this worker traffic, and why not."""
     if not ctx.broker_healthy():
         return False, "the broker does not answer"
+    if ctx.failures.since:
+        return False, ctx.failures.reason()
     if ctx.app.rebalancing:
         return False, "a rebalance is running"
     if not ctx.app.consumer.assignment():

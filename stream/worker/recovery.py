@@ -1,10 +1,12 @@
-"""Table recovery that survives a broker which lost its data, as Kafka Streams does.
+"""Table recovery that trusts a partition's local rows only as far as its changelog vouches for
+them (stream/core/recovery_plan.py decides), as Kafka Streams does.
 
-Faust keeps, in each RocksDB partition of a table, the last changelog offset it wrote. When the
-changelog is behind that offset (the broker was restarted with memory storage, or its topics
-were recreated), Faust stops with a ConsistencyError. Kafka Streams treats this as a corrupted
-task: it wipes the local store of those partitions and restores them from the changelog.
-:class:`SelfHealingRecovery` does the same, per partition, with one warning naming them.
+At every assignment, before Faust reads where to resume each changelog partition, each partition
+kept on disk is checked: one this data dir was writing when its worker last stopped without a
+hand-over (stream/worker/unflushed.py), one whose recorded offset is beyond its changelog's end
+(the broker lost or recreated the topic: Faust would stop with a ConsistencyError) or before its
+start is wiped and restored from the beginning, with one warning naming it and why. Then the
+partitions this worker will write are marked, before any row is.
 
 Before Faust opens anything, :func:`forget_other_cluster` compares the cluster the worker's data
 directory was filled from with the one it talks to now, and starts the directory afresh when
@@ -17,41 +19,59 @@ import json
 import logging
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from faust.tables import manager as faust_manager
 from faust.tables.recovery import Recovery
+
+from stream.core.recovery_plan import LocalPartition, RecoveryPlan, plan_recovery
+from stream.worker.unflushed import UnflushedPartitions
 
 log = logging.getLogger("segstream")
 
 ORIGIN_FILE = "segstream-origin.json"
 
 
-class SelfHealingRecovery(Recovery):
+class CheckedRecovery(Recovery):
+    """Faust's recovery with :func:`plan_recovery` applied to every partition kept on disk."""
+
+    unflushed: ClassVar[UnflushedPartitions | None] = None  # set by use_checked_recovery
+
     async def _build_offsets(self, consumer: Any, tps: Any, destination: Any, title: str) -> None:
-        """Before Faust reads where to resume, discard the partitions whose persisted offset
-        is beyond their changelog's end (they restore from its beginning instead)."""
-        persisted = {tp: destination[tp] for tp in tps if destination.get(tp) is not None}
-        if persisted:
-            ends = await consumer.highwaters(*persisted)
-            ahead = {tp: (offset, ends[tp]) for tp, offset in persisted.items() if offset >= (ends.get(tp) or 0)}
-            if ahead:
-                log.warning(
-                    "local %s table data is ahead of its changelog (the broker lost or recreated the topic), "
-                    "discarding it and restoring from the changelog: %s", title,
-                    ", ".join(f"{tp.topic}[{tp.partition}] stored offset {o}, changelog end {e}" for tp, (o, e) in sorted(ahead.items())),
-                )
-                for tp in ahead:
+        kept = {tp for tp in tps if hasattr(self.tp_to_table[tp].data, "discard_partition")}  # on disk
+        if kept and self.unflushed is not None:
+            plans = await self._plans(consumer, kept, destination)
+            wiped = {tp.partition for tp, plan in plans.items() if plan.wipe}
+            self.unflushed.republish |= {tp.partition for tp, plan in plans.items() if plan.republish}
+            for tp, plan in sorted(plans.items()):
+                if plan.wipe:
+                    log.warning("table %s[%d] (%s): %s; wiping the local rows and restoring them from the changelog",
+                                tp.topic, tp.partition, title, plan.reason)
                     self.tp_to_table[tp].data.discard_partition(tp.partition)
-                    for offsets in (self.active_offsets, self.standby_offsets):
-                        if tp in offsets:
-                            offsets[tp] = None
+                if plan.read_after is None:
+                    destination[tp] = None
+            self.unflushed.wiped(wiped)
+            if title == "active":
+                self.unflushed.mark({tp.partition for tp in kept})
         await super()._build_offsets(consumer, tps, destination, title)
 
+    async def _plans(self, consumer: Any, tps: set[Any], destination: Any) -> dict[Any, RecoveryPlan]:
+        earliest = await consumer.earliest_offsets(*tps)
+        ends = await consumer.highwaters(*tps)
+        marked = self.unflushed.marked() if self.unflushed is not None else set()
+        return {
+            tp: plan_recovery(LocalPartition(
+                persisted=destination.get(tp), earliest=earliest.get(tp) or 0, end=ends.get(tp) or 0,
+                unflushed=tp.partition in marked,
+            ))
+            for tp in tps
+        }
 
-def use_self_healing_recovery() -> None:
-    """Make Faust's table manager create :class:`SelfHealingRecovery`."""
-    faust_manager.Recovery = SelfHealingRecovery  # type: ignore[misc]
+
+def use_checked_recovery(unflushed: UnflushedPartitions) -> None:
+    """Make Faust's table manager create :class:`CheckedRecovery`, keeping its marks in ``unflushed``."""
+    CheckedRecovery.unflushed = unflushed
+    faust_manager.Recovery = CheckedRecovery  # type: ignore[misc]
 
 
 def forget_other_cluster(data_dir: Path, cluster_id: str | None) -> None:

@@ -8,6 +8,21 @@ repartitions), with a header naming where it first arrived; the worker holding t
 applies it under that first position. Exactly once per user: the forwards are delivered before
 the batch is acknowledged (a crash forwards again), and the user's state recognises a copy by
 its first position and its event id.
+
+Any record an input topic accepted can be forwarded. Kafka Streams leaves this to the operator
+(``producer.max.request.size`` and ``topic.max.message.bytes``); a record that arrived would
+otherwise be dead-lettered for where a producer's partitioner put it. Two limits stand in the
+way. The producer's own check measures a record before compression, while brokers judge a
+batch after it, by the rule the input already passed: the worker's producer has no cap of its
+own (stream/worker/app.py). The repartition topic takes batches of twice the largest input
+topic's ``max.message.bytes`` (a forward is the record lz4-compressed again, with a key and a
+header; its producer's codec may have packed it tighter), and at least 100 MiB, what a broker
+takes in one request by default, so that on such a broker no codec makes the topic's limit the
+one a forward meets (stream/kafka.py: ``ensure_topics``). An existing repartition topic that
+takes less is raised at start; a broker that refuses stops the start with one line saying how
+to raise it. Values are not carried by reference (a pointer to the input record): the forward
+would then depend on the input's retention and cost the receiving worker a read per record.
+The other outputs of a forwarded event are small: a dead letter carries at most 64 KB of it.
 """
 
 from __future__ import annotations

@@ -6,9 +6,7 @@ killed owner, say)."""
 from __future__ import annotations
 
 import time
-from typing import Any
 
-import faust
 import numpy as np
 
 from stream.worker.context import WorkerContext, survive
@@ -39,10 +37,6 @@ def register(ctx: WorkerContext) -> None:
     census = ctx.pipeline.census
     sent_at = -float("inf")
 
-    @ctx.app.on_partitions_revoked.connect
-    async def forget_revoked(sender: faust.App, revoked: set[Any], **kwargs: Any) -> None:
-        census.forget({tp.partition for tp in revoked if tp.topic in ctx.settings.input_topics})
-
     async def send_census() -> None:
         nonlocal sent_at
         async with ctx.rows:
@@ -57,5 +51,5 @@ def register(ctx: WorkerContext) -> None:
 
     @ctx.app.timer(interval=CHECK_EVERY_S)
     async def keep_sizes_true() -> None:
-        if ctx.ready:
-            await survive("sending the census of segment sizes", send_census())
+        if ctx.settled:
+            await survive("sending the census of segment sizes", send_census(), failures=ctx.failures)

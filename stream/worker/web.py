@@ -11,7 +11,7 @@ from stream.contract.records import iso_ms
 from stream.core.catalogue import titled
 from stream.factories import PROFILE_MAX_ITEMS, PROFILE_MAX_TERMS
 from stream.worker.context import WorkerContext
-from stream.worker.forget import forget_users
+from stream.worker.forget import forget_held
 from stream.worker.model_sync import OwnerShell
 from stream.worker.routing import user_route
 
@@ -26,6 +26,7 @@ def health(ctx: WorkerContext, owner: OwnerShell) -> dict[str, Any]:
         "catalogue_caught_up": ctx.catalogue.caught_up,  # read the item-vectors topic to its end at start
         "model": {"version": model.version, "seeded": model.seeded, "k": model.k, "owner": owner.active},
         "broker": {"answers": ctx.broker_healthy()},
+        "failing": ctx.failures.reason() or None,  # the environment's failures (stream/worker/failures.py)
         "held_behaviours": ctx.pipeline.waiting.totals(),
         "replay": ctx.replay.progress() if ctx.replay.replaying else None,
         "encoder": {"providers": encoder.providers, "precision": encoder.precision, "dim": encoder.dim},
@@ -135,5 +136,7 @@ def register(ctx: WorkerContext, owner: OwnerShell) -> None:
         @user_route(ctx)
         async def delete(self, request: Request, user_id: str) -> Response:
             """Forget the user (stream/worker/forget.py); ``found``: whether they had a row."""
-            found = await forget_users(ctx, [user_id])
-            return self.json({"user_id": user_id, "forgotten": True, "found": bool(found)})
+            found = await forget_held(ctx, user_id)
+            if found is None:
+                return self.json({"error": "the user's partition is changing hands; try again"}, status=503)
+            return self.json({"user_id": user_id, "forgotten": True, "found": found})

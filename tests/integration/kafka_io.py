@@ -13,7 +13,8 @@ from typing import Any
 from confluent_kafka import TopicPartition
 
 from stream.config import Settings, export_to_env
-from stream.kafka import cluster_config, consumer, producer, read_until_quiet
+from stream.kafka import cluster_config, consumer, producer
+from stream.tools.loss_report import records
 
 
 def produce(settings: Settings, topic: str, records: Iterable[tuple[str | None, Any]], **config: Any) -> int:
@@ -48,15 +49,6 @@ def read(settings: Settings, topic: str, count: int, timeout_s: float = 60.0) ->
     return out
 
 
-def records(settings: Settings, topic: str, quiet_s: float = 2.0) -> list[Any]:
-    """Every message on ``topic`` as stored (confluent-kafka messages), once no new record
-    arrived for ``quiet_s`` seconds."""
-    reader = consumer(cluster_config(settings), f"test-drain-{time.time_ns()}")
-    partitions = reader.list_topics(topic, timeout=10).topics[topic].partitions
-    reader.close()
-    return list(read_until_quiet(cluster_config(settings), [TopicPartition(topic, p, 0) for p in partitions], quiet_s))
-
-
 def drain(settings: Settings, topic: str, quiet_s: float = 2.0) -> list[tuple[str | None, Any]]:
     """Everything on ``topic`` once no new record arrived for ``quiet_s`` seconds (JSON values decoded)."""
     return [
@@ -81,7 +73,13 @@ def load_movielens_slice(settings: Settings, worker: Any, movies: int = 80, rati
     return sent
 
 
+def cli_env(settings: Settings) -> dict[str, str]:
+    """This environment with ``settings`` as the only SEGSTREAM_* variables."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("SEGSTREAM_")}, **export_to_env(settings)}
+
+
 def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess:
     """``segstream ARGS`` with ``settings`` as the only SEGSTREAM_* variables."""
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("SEGSTREAM_")}, **export_to_env(settings)}
-    return subprocess.run([sys.executable, "-m", "stream.cli", *args], env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "stream.cli", *args], env=cli_env(settings), capture_output=True, text=True, timeout=60
+    )

@@ -1,12 +1,14 @@
 """``segstream replay`` against the real broker and model: on top of the current state (every
 event recognised as applied), fresh with only the final membership published to its own topics
 or, told so, to the live ones (two replays give the same segments), live workers started on its
-result with the command it prints, a start from a broker timestamp, and a worker refusing a
-model another encoder made."""
+result with the command it prints, every event of histories longer than the dedup horizon
+applied by a fresh replay that reads them out of order, a start from a broker timestamp, and a
+worker refusing a model another encoder made."""
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 import re
@@ -14,7 +16,7 @@ import shlex
 import subprocess
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from kafka_io import drain, produce
@@ -154,6 +156,56 @@ def live_on_result(start_worker, settings, worker_flags: list[str], membership: 
     assert worker.get("/users/late")[1]["segment"] is not None
     assert any(user == "late" for user, _ in drain(settings, fresh.topic_changes))
     worker.stop()
+
+
+DAY_MS = 86_400_000
+LIBRDKAFKA_DEFAULT = {"partitioner": "consistent_random"}  # CRC32 of the key: most users' events are forwarded
+NULL_KEY_EVERY = 7
+
+
+def long_histories(users: int = 100, each: int = 40, movies: int = 310) -> tuple[list[movielens.Movie], list[dict]]:
+    """The first ``movies`` movies, and ``each`` ratings of them (spread over the user's span, in
+    time order) by each of the first ``users`` users whose ratings of them span over 60 days."""
+    by_user = defaultdict(list)
+    for rating in movielens.ratings():
+        if int(rating.item_id) <= movies:
+            by_user[rating.user_id].append(rating)
+    spans = [r for r in by_user.values() if len(r) >= each and r[-1].ts_ms - r[0].ts_ms > 60 * DAY_MS][:users]
+    picked = sorted((r[i * (len(r) - 1) // (each - 1)] for r in spans for i in range(each)), key=lambda r: r.ts_ms)
+    return [m for m in movielens.movies() if int(m.item_id) <= movies], [movielens.behavior_event(r) for r in picked]
+
+
+def produce_as_time_goes(settings, worker, events: list[dict], days: int = 20) -> None:
+    """Live: ``days`` of event time at a time (within the dedup horizon), some keys null and the
+    rest partitioned as librdkafka does, each part applied before the next is sent."""
+    sent = 0
+    for _, part in itertools.groupby(events, key=lambda e: (e["ts"] - events[0]["ts"]) // (days * DAY_MS)):
+        part = list(part)
+        keyed = [(None if (sent + n) % NULL_KEY_EVERY == 0 else e["user_id"], e) for n, e in enumerate(part)]
+        sent += produce(settings, settings.topic_behaviors, keyed, **LIBRDKAFKA_DEFAULT)
+        worker.wait_until(lambda h, sent=sent: h["counters"]["applied"] + h["counters"]["dead_letters"] >= sent, 60, "the events")
+
+
+def test_a_fresh_replay_applies_every_event_of_histories_longer_than_the_dedup_horizon(settings_for, start_worker):
+    settings = settings_for(k=4, seed_users=40)
+    movies, events = long_histories()
+    sent = Counter(e["user_id"] for e in events)
+    assert len(sent) == 100 and len(events) == 4_000
+    worker = start_worker(settings)
+    produce(settings, settings.topic_items, [(m.item_id, movielens.item_event(m)) for m in movies])
+    worker.wait_until(lambda h: h["catalogue_items"] == len(movies), 120, "the catalogue")
+    produce_as_time_goes(settings, worker, events)
+    live = worker.health()["counters"]
+    assert (live["applied"], live["dead_letters"]) == (len(events), 0) and live["forwarded"] > 0
+    worker.stop()
+
+    replay = start_worker(settings, ["replay", "--from-beginning", "--fresh", "--final-membership-only"])
+    health = replay.wait_until(lambda h: h["replay"]["finished"], 120, "the final membership")  # after every forward
+    counted = {u: sum(replay.get(f"/users/{u}")[1]["actions"].values()) for u in sent}
+    dead = drain(settings, build_settings_from(settings, printed(replay, "worker")).topic_dead_letters)
+    assert (health["counters"]["dead_letters"], [d["error"] for _, d in dead][:3]) == (0, [])
+    assert health["counters"]["applied"] == len(events) and counted == dict(sent)
+    assert health["counters"]["forwarded"] > 0
 
 
 def test_a_replay_from_a_timestamp_never_starts_before_it(settings_for):

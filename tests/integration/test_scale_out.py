@@ -8,9 +8,9 @@ import dataclasses
 import json
 from collections import Counter
 
-import loss_report
 from kafka_io import produce
 
+from stream.tools import loss_report
 from stream.tools.broker import free_port
 from stream.tools.evaluate.datasets import build_movielens
 from stream.tools.evaluate.events_file import read_events, read_heldout

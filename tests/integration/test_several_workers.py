@@ -8,10 +8,10 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 
-import loss_report
 from kafka_io import drain, produce
 
 from stream.datasets import movielens
+from stream.tools import loss_report
 from stream.tools.broker import free_port
 from stream.tools.launcher import WorkerProcess, eventually
 

@@ -66,10 +66,10 @@ def test_boolean_settings_are_switches_and_choices_are_checked():
         (["worker"], {"SEGSTREAM_K": "abc"}, ["SEGSTREAM_K", "whole number"]),
         (["worker", "--k", "0"], {}, ["SEGSTREAM_K", "--k", ">= 1"]),
         (["worker", "--k", "abc"], {}, ["--k", "int"]),
-        (["load", "movielens"], {"SEGSTREAM_SESSION_TIMEOUT_S": "0"}, ["SEGSTREAM_SESSION_TIMEOUT_S", "> 0"]),
+        (["load", "movielens"], {"SEGSTREAM_SESSION_TIMEOUT_S": "0"}, ["SEGSTREAM_SESSION_TIMEOUT_S", ">= 1"]),
         (["watch", "--broker-wait-s", "-1"], {}, ["SEGSTREAM_BROKER_WAIT_S", ">= 0"]),
         (["worker", "--web-port", "70000"], {}, ["SEGSTREAM_WEB_PORT", "65535"]),
-        (["worker"], {"SEGSTREAM_HALF_LIFE_DAYS": "nan"}, ["SEGSTREAM_HALF_LIFE_DAYS", "> 0"]),
+        (["worker"], {"SEGSTREAM_HALF_LIFE_DAYS": "nan"}, ["SEGSTREAM_HALF_LIFE_DAYS", ">= 0.001"]),
         (["worker"], {"SEGSTREAM_PREFER_GPU": "maybe"}, ["SEGSTREAM_PREFER_GPU", "boolean"]),
         (["worker", "--encoder-precision", "fp8"], {}, ["--encoder-precision", "int8"]),
         (["worker", "--model-path", "{empty}"], {}, ["SEGSTREAM_MODEL_PATH", "config.json"]),
@@ -79,14 +79,40 @@ def test_boolean_settings_are_switches_and_choices_are_checked():
         (["replay", "--publish-to-live"], {}, ["--publish-to-live", "--fresh"]),
         (["config"], {"SEGSTREAM_EARLIEST_EVENT_TIME": "long ago"}, ["SEGSTREAM_EARLIEST_EVENT_TIME", "ISO-8601"]),
         (["model", "export"], {"SEGSTREAM_K": "-3"}, ["SEGSTREAM_K", ">= 1"]),
+        (["worker"], {"SEGSTREAM_APP_ID": "../../x"}, ["SEGSTREAM_APP_ID", "--app-id", "'../../x'"]),
+        (["worker"], {"SEGSTREAM_STORE": "foo://"}, ["SEGSTREAM_STORE", "rocksdb://, memory://"]),
+        (["replay", "--store", "foo://"], {}, ["--store", "rocksdb://"]),
+        (["worker", "--data-dir", "{file}/data"], {}, ["SEGSTREAM_DATA_DIR", "--data-dir", "{file}/data", "Not a directory"]),
+        (["worker", "--store", "memory://", "--data-dir", "{file}"], {}, ["SEGSTREAM_DATA_DIR", "it is a file"]),
+        (["replay", "--fresh", "--app-id", "a" * 229], {}, ["--fresh", "-replay-", "SEGSTREAM_APP_ID", "229"]),
     ],
 )
 def test_a_bad_value_is_one_line_naming_the_setting_and_its_form_and_exit_code_2(tmp_path, argv, env, names):
-    run = segstream(*(arg.replace("{empty}", str(tmp_path)) for arg in argv), **env)
+    (tmp_path / "file").write_text("a file where a folder should be\n")
+
+    def placed(text: str) -> str:
+        return text.replace("{empty}", str(tmp_path)).replace("{file}", str(tmp_path / "file"))
+
+    run = segstream(*map(placed, argv), **env)
     lines = run.stderr.strip().splitlines()
     assert run.returncode == 2 and len(lines) == 1 and run.stdout == "", (run.returncode, run.stdout, run.stderr)
     assert lines[0].startswith("segstream ") and "error" in lines[0] and "Traceback" not in run.stderr
-    assert all(name in lines[0] for name in names), lines[0]
+    assert all(placed(name) in lines[0] for name in names), lines[0]
+
+
+@pytest.mark.parametrize("command", ["worker", "replay"])
+def test_a_data_dir_in_use_by_a_live_worker_is_one_line_before_any_broker_is_asked(tmp_path, command):
+    from stream.config import load_settings
+    from stream.data_dir import claim
+
+    with claim(load_settings(env={}, data_dir=str(tmp_path), app_id="shop", store="rocksdb://")):
+        run = segstream(command, "--data-dir", str(tmp_path), "--app-id", "shop", SEGSTREAM_BOOTSTRAP="127.0.0.1:9")
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode == 2 and len(lines) == 1, (run.returncode, run.stderr)
+    assert lines[0] == (
+        f"segstream {command}: error: SEGSTREAM_DATA_DIR: data dir {tmp_path} is in use by another segstream worker "
+        f"(pid {os.getpid()}) of app id 'shop'; give each worker its own SEGSTREAM_DATA_DIR (flag --data-dir)"
+    )
 
 
 def test_version_comes_from_the_package_metadata():

@@ -12,8 +12,10 @@ from stream.config import load_settings
 from stream.contract.records import Message, Source
 from stream.core.catalogue import CatalogueItem
 from stream.core.local_run import LocalRun
-from stream.core.pipeline import Pipeline
+from stream.core.pipeline import BatchResult, Pipeline
+from stream.core.replay_tracker import ReplayTracker
 from stream.core.user_state import UserState
+from stream.core.user_store import InMemoryUserStore
 from stream.factories import segmentation_params
 
 DAY_MS = 86_400_000
@@ -256,3 +258,131 @@ def test_reviews_already_applied_are_not_encoded_again_and_count_as_duplicates()
     assert encoded == ["new"]
     assert (result.applied, result.duplicates) == (1, 5)
     assert run.users.get("u1").reviews == 3
+
+
+def history(h: Harness, days: int = 100, partitions: int = 4) -> list[Message]:
+    """One user's behaviour a day for ``days`` days, spread over ``partitions`` input partitions
+    in time order: the user's history as a replay reads it, partition by partition (one read
+    whole before the next, as partitions read at different speeds do), months out of order."""
+    topic = h.settings.topic_behaviors
+    docs = [behavior("u1", day, "a1" if day % 2 else "b1", ts_ms=T0_MS + day * DAY_MS) for day in range(days)]
+    return [msg(topic, day // partitions, docs[day], partition=p) for p in reversed(range(partitions)) for day in range(p, days, partitions)]
+
+
+def replaying(h: Harness, end: int, partitions: int = 4) -> ReplayTracker:
+    """The pipeline replays every behaviour partition up to offset ``end``."""
+    topic = h.settings.topic_behaviors
+    tracker = ReplayTracker(start={(topic, p): 0 for p in range(partitions)}, until={(topic, p): end for p in range(partitions)})
+    h.local.pipeline.replay = tracker
+    return tracker
+
+
+def run_in_batches(h: Harness, messages: list[Message], size: int = 10) -> tuple[int, list[str]]:
+    """(events applied, dead letters' errors) over batches of ``size``."""
+    results = [h.run(messages[n : n + size]) for n in range(0, len(messages), size)]
+    return sum(r.applied for r in results), [d.error for r in results for d in r.dead_letters]
+
+
+def result_errors(result: BatchResult) -> list[str]:
+    """The dead letters' errors, "dedup horizon" for the horizon's."""
+    return ["dedup horizon" if "dedup horizon" in d.error else d.error for d in result.dead_letters]
+
+
+def test_a_replay_applies_every_event_of_a_long_history_once_in_any_order():
+    h = Harness(seed_users=1, k=1)  # the 30-day dedup horizon
+    replaying(h, end=1_000)
+    replayed = history(h)
+    applied, errors = run_in_batches(h, replayed)
+    assert (applied, errors) == (100, [])
+    assert h.state("u1").actions == {"purchase": 100} and len(h.state("u1").seen) == 100
+    topic = h.settings.topic_behaviors
+    copies = [msg(topic, 500, behavior("u1", 3, "b1", ts_ms=T0_MS + 3 * DAY_MS))]  # the same event at another replayed position
+    copies.append(dataclasses.replace(copies[0], partition=2, offset=600, forwarded=True))  # ... and forwarded
+    again = h.run(copies + replayed[:5])
+    assert (again.applied, again.duplicates, again.dead_letters) == (0, 7, [])
+    # An event at a live position (past the replay's end) is still checked against the horizon.
+    late = h.run([msg(topic, 1_000, behavior("u1", 200, "a1", ts_ms=T0_MS + 10 * DAY_MS))])
+    assert result_errors(late) == ["dedup horizon"] and h.state("u1").actions == {"purchase": 100}
+
+
+def test_once_the_replay_is_over_rows_keep_digests_within_the_horizon_again():
+    h = Harness(seed_users=1, k=1)
+    tracker = replaying(h, end=1_000)
+    run_in_batches(h, history(h))
+    tracker.finished = True
+    topic = h.settings.topic_behaviors
+    h.run([msg(topic, 1_000, behavior("u1", 100, "a1", ts_ms=T0_MS + 100 * DAY_MS))])
+    state = h.state("u1")
+    assert sorted(state.seen.values())[0] >= (T0_MS / 1000 + 70 * 86_400) and len(state.seen) == 31
+    copy = h.run([msg(topic, 1_001, behavior("u1", 50, "a2", ts_ms=T0_MS + 50 * DAY_MS))])
+    assert result_errors(copy) == ["dedup horizon"] and h.state("u1").actions == {"purchase": 101}
+
+
+def test_a_replay_on_top_of_pruned_rows_refuses_what_they_can_no_longer_tell_apart():
+    h = Harness(seed_users=1, k=1)
+    topic = h.settings.topic_behaviors
+    live = [msg(topic, day, behavior("u1", day, "a1", ts_ms=T0_MS + day * DAY_MS)) for day in range(100)]
+    run_in_batches(h, live)
+    assert len(h.state("u1").seen) < 40  # digests before the horizon dropped
+    replaying(h, end=1_000, partitions=1)
+    old_copy = msg(topic, 200, behavior("u1", 10, "a1", ts_ms=T0_MS + 10 * DAY_MS))  # its digest is gone
+    # beyond the horizon (day 69), but newer than every dropped digest (day 68): a copy would be known
+    new_old = msg(topic, 201, behavior("u1", "new", "a1", ts_ms=T0_MS + 68 * DAY_MS + DAY_MS // 2))
+    result = h.run(live + [old_copy, new_old])
+    assert (result.duplicates, result.applied) == (100, 1)
+    (dead,) = result.dead_letters
+    assert dead.source.offset == 200 and "cannot be told apart" in dead.error
+    assert h.state("u1").actions == {"purchase": 101}
+
+
+def test_a_copy_whose_digest_was_dropped_is_refused_even_before_the_user_has_a_vector():
+    h = Harness(seed_users=1, k=1)
+    topic = h.settings.topic_behaviors
+    held = [msg(topic, n, behavior("u1", n, "unknown", ts_ms=T0_MS + day * DAY_MS)) for n, day in enumerate((0, 40))]
+    h.run(held)
+    copy = h.run([dataclasses.replace(held[0], offset=5)])
+    assert copy.applied == 0 and "cannot be told apart" in copy.dead_letters[0].error
+    assert h.state("u1").actions == {"purchase": 2}
+
+
+def test_a_replay_waits_for_the_events_it_forwarded():
+    settings = load_settings(env={}, k=1, seed_users=1)
+    topic = settings.topic_behaviors
+    tracker = ReplayTracker(start={(topic, 1): 0}, until={(topic, 1): 2})
+    pipeline = Pipeline(settings, Segmentation.new(segmentation_params(settings), 3), tracker, partition_of=lambda u: int(u[-1]))
+    users, items = InMemoryUserStore(), {"a1": CatalogueItem(np.array([1.0, 0, 0], dtype=np.float32), ())}
+    there = msg(topic, 1, behavior("u2", 0, "a1"), partition=1)
+    pipeline.apply(pipeline.prepare([msg(topic, 0, behavior("u1", 0, "a1"), partition=1), there]), np.zeros((0, 3)), users, items)
+    tracker.observe_batch([Source(topic, 1, 0), Source(topic, 1, 1)])
+    assert tracker.forwards == {Source(topic, 1, 1)} and not tracker.caught_up
+    back = pipeline.prepare([dataclasses.replace(there, forwarded=True)])  # under its first position
+    assert pipeline.apply(back, np.zeros((0, 3)), users, items).applied == 1 and tracker.caught_up
+
+
+def test_a_redelivered_event_sends_its_users_last_change_again_byte_for_byte():
+    """A worker killed after its rows reached the changelog but before its change events were
+    delivered: the next holder finds the redelivered events applied, and sends the user's last
+    change again, so membership and rows agree."""
+    h = Harness()
+    topic = h.settings.topic_behaviors
+    events = [msg(topic, n, behavior(f"u{n}", 0, item)) for n, item in enumerate(("a1", "a2", "b1", "b2"))]
+    h.run(events[:2])
+    seeded = h.run(events[2:])
+    moves = [msg(topic, 4 + n, behavior("u1", 1 + n, "b1", ts_ms=T0_MS + (1_100 + n) * DAY_MS)) for n in range(3)]
+    moved = h.run(moves)
+    assert [c.user_id for c in moved.changes] == ["u1"]
+    again = h.run(moves + events[2:3])  # all redelivered: duplicates
+    assert again.applied == 0 and again.duplicates == 4 and again.changes == []
+    u2_seeded = next(c for c in seeded.changes if c.user_id == "u2")
+    assert [c.to_bytes() for c in again.resent] == [moved.changes[0].to_bytes(), u2_seeded.to_bytes()]
+    assert UserState.from_bytes(h.state("u1").to_bytes()).last_change == moved.changes[0]
+
+
+def test_duplicates_at_replayed_positions_send_nothing_again():
+    h = Harness()
+    topic = h.settings.topic_behaviors
+    events = [msg(topic, n, behavior(f"u{n}", 0, item)) for n, item in enumerate(("a1", "a2", "b1", "b2"))]
+    h.run(events)
+    h.local.pipeline.replay = ReplayTracker({}, {(topic, 0): 100}, {})  # a replay over what was applied
+    again = h.run(events)
+    assert again.duplicates == 4 and again.resent == []

@@ -91,3 +91,14 @@ def test_progress_is_one_readable_line_with_an_eta_once_a_rate_exists():
 
 def test_durations_are_as_precise_as_an_estimate_deserves():
     assert [duration(s) for s in (4.6, 89, 600, 5340, 5399, 7500)] == ["5 s", "89 s", "10 min", "89 min", "1 h 30 min", "2 h 5 min"]
+
+
+def test_the_replay_is_not_caught_up_while_an_event_it_forwarded_is_on_its_way():
+    t = tracker()
+    t.forwarded([Source("b", 0, 4), Source("b", 0, 7)], back=[])  # offset 7 is live: not waited for
+    t.observe(Source("b", 0, 4))
+    t.observe(Source("b", 1, 2))
+    assert t.remaining() == 0 and not t.caught_up and t.next_step(model_version=1) is None
+    assert t.progress()["forwards_on_their_way"] == 1
+    t.forwarded([], back=[Source("b", 0, 4)])  # arrived at its user's partition, under its first position
+    assert t.caught_up and t.next_step(1) == "live" and t.forwards == set()

@@ -5,7 +5,9 @@ import struct
 import numpy as np
 import pytest
 
+from stream.contract.changes import SegmentChange
 from stream.contract.records import Source
+from stream.core import user_state
 from stream.core.user_state import PendingBehavior, UserState, decay_factor, id_digest
 
 DAY = 86_400.0
@@ -81,8 +83,8 @@ def test_roundtrip_bytes_and_size():
     assert back.items == state.items and back.knows_item("item7") and not back.knows_item("item40")
     assert set(back.seen) == set(state.seen) and len(back.seen) == 40
     # float16 vector, an 8-byte digest and a 1-byte time step per event, 4 bytes an item, and
-    # about 160 bytes of fixed fields, strings, the offset and the pending event
-    assert len(raw) <= 384 * 2 + 40 * (8 + 1 + 4) + 160
+    # about 170 bytes of fixed fields, strings, the offset and the pending event
+    assert len(raw) <= 384 * 2 + 40 * (8 + 1 + 4) + 170
 
 
 def test_no_vector_no_segment_roundtrip():
@@ -148,7 +150,64 @@ def test_rows_of_another_format_are_refused_clearly():
     with pytest.raises(ValueError, match="SEGSTREAM_APP_ID"):
         UserState.from_bytes(old)
     raw = UserState("u", segment=1).to_bytes()
-    with pytest.raises(ValueError, match="format-2"):
+    with pytest.raises(ValueError, match="format-3"):
         UserState.from_bytes(raw[:-1])
     with pytest.raises(ValueError, match="its fields"):
         UserState.from_bytes(raw + b"\x00")
+
+
+def scrambled(state: UserState, days: int = 100) -> tuple[list[float], list[float]]:
+    """A day's event for ``days`` days in a random order, as a running replay applies them:
+    (times applied, times refused as older than a digest dropped)."""
+    applied, refused = [], []
+    for n, day in enumerate(np.random.default_rng(2).permutation(days)):
+        ts = float(day) * DAY
+        if state.dropped(ts):
+            refused.append(ts)
+            continue
+        state.mark_applied(f"e{day}", ts, Source("behaviors", 0, n), horizon_s=None)
+        applied.append(ts)
+    return applied, refused
+
+
+def test_while_a_replay_runs_every_digest_is_kept_then_the_horizon_prunes_again():
+    state = UserState("u")
+    times, refused = scrambled(state)
+    assert len(state.seen) == 100 and refused == [] and not state.dropped(0.0)
+    state.add_vector(unit(1, 0), 1.0, 99 * DAY, DAY)
+    state = roundtrip(state)  # oldest digest first again
+    state.mark_applied("live", 99 * DAY, Source("behaviors", 0, 100), horizon_s=30 * DAY)
+    assert sorted(state.seen.values()) == [t for t in sorted(times) if t >= 69 * DAY] + [99 * DAY]
+    assert state.dropped(68 * DAY) and not state.dropped(68 * DAY + 1)
+    assert roundtrip(state).dropped_until == state.dropped_until == 68 * DAY
+
+
+def test_a_replays_digests_are_bounded_and_the_older_events_refused(monkeypatch):
+    monkeypatch.setattr(user_state, "REPLAY_SEEN_MAX", 16)
+    state = UserState("u")
+    applied, refused = scrambled(state)
+    assert len(state.seen) <= 16 and len(applied) + len(refused) == 100
+    forgotten = sorted(set(applied) - set(state.seen.values()))
+    assert forgotten and all(state.dropped(t) for t in forgotten + refused)  # a copy of any is refused
+    assert not any(state.dropped(t) for t in state.seen.values())  # the newest are kept
+
+
+def test_the_last_change_is_kept_byte_for_byte():
+    for source in (Source("behaviors", 3, 1_234_567), None):
+        change = SegmentChange.decided("u", 2, 5, 17, 0.4321, "event" if source else "model_update", "live", source)
+        state = UserState("u", segment=5)
+        state.last_change = change
+        assert roundtrip(state).last_change.to_bytes() == change.to_bytes()
+    assert roundtrip(UserState("u")).last_change is None
+
+
+def test_rows_of_format_2_are_read_with_what_they_may_have_dropped():
+    state = UserState("u", ref_ts=40 * DAY)
+    for day in (35, 38, 40):
+        state.mark_applied(f"e{day}", day * DAY, Source("behaviors", 0, day), horizon_s=30 * DAY)
+    row = state.to_bytes()
+    fixed = struct.unpack_from("<BBddIidQdHHHHIH", row)
+    format_2 = struct.pack("<BBddIidQHHHHIH", 2, *fixed[1:8], *fixed[9:]) + row[struct.calcsize("<BBddIidQdHHHHIH"):]
+    read = UserState.from_bytes(format_2)
+    assert read.seen == roundtrip(state).seen and read.offsets == state.offsets
+    assert read.dropped(34 * DAY) and not read.dropped(35 * DAY)  # older than its oldest digest: maybe pruned

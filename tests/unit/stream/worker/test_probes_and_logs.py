@@ -7,15 +7,21 @@ import logging
 from types import SimpleNamespace
 
 from stream.logs import formatter
+from stream.worker.failures import Failures
 from stream.worker.output import reason_of
 from stream.worker.probes import readiness
 
 
-def context(broker: bool = True, rebalancing: bool = False, assigned: bool = True, recovered: bool = True):
+def context(
+    broker: bool = True, rebalancing: bool = False, assigned: bool = True, recovered: bool = True, failing: str = ""
+):
     recovery = SimpleNamespace(completed=SimpleNamespace(is_set=lambda: recovered))
     app = SimpleNamespace(rebalancing=rebalancing, consumer=SimpleNamespace(assignment=lambda: {1} if assigned else set()),
                           tables=SimpleNamespace(recovery=recovery))
-    return SimpleNamespace(broker_healthy=lambda: broker, app=app)
+    failures = Failures(exit_after_s=60)
+    if failing:
+        failures.failed("applying events", failing)
+    return SimpleNamespace(broker_healthy=lambda: broker, app=app, failures=failures)
 
 
 def test_readiness_says_why_not():
@@ -24,6 +30,8 @@ def test_readiness_says_why_not():
     assert readiness(context(rebalancing=True))[0] is False
     assert readiness(context(assigned=False)) == (False, "no partitions assigned yet")
     assert readiness(context(recovered=False))[1].startswith("the tables are recovering")
+    disk_full = "the table store failed: IO error: No space left on device"
+    assert readiness(context(failing=disk_full)) == (False, f"applying events: {disk_full}")
 
 
 def test_dead_letter_reasons_are_a_few_labels():
@@ -31,6 +39,7 @@ def test_dead_letter_reasons_are_a_few_labels():
     assert reason_of("value is not JSON: Expecting value") == "not_json"
     assert reason_of("message key b'x' is not the event's user_id 'y'") == "key_not_id"
     assert reason_of("item 'i9' is not in the catalogue; the behaviour was held while ...") == "held_too_long"
+    assert reason_of("item text is empty after cleaning") == "empty_text"
     assert reason_of("behavior schema: data.action must be one of ...") == "schema"
 
 

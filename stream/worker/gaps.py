@@ -1,0 +1,99 @@
+"""Records Faust fetched but never delivered, read again before a batch is applied.
+
+Faust's consumer loop can lose a fetched record: when it waits to hand one to the agents' queue
+(a full queue, a full producer buffer) and that wait is cut short (``wait_first`` cancels it),
+the record is marked read, and the jump to the next offset is then taken for a legitimate gap
+(compaction, transaction markers) and committed past (faust/transport/consumer.py,
+``_drain_messages`` and ``_add_gap``). Seen here after a restart that worked off a backlog: an
+offset missing between two batches, committed, never applied.
+
+So the agent checks every input partition's offsets as they arrive: when a batch starts past
+where the last one ended, the missing offsets are read straight from the broker and applied
+with the batch, before it is acknowledged. Offsets the broker has no record for (a real gap)
+read as nothing. After an assignment the next offsets are unknown until each partition's first
+record (Faust seeks to the committed offsets).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from aiokafka.structs import TopicPartition
+
+from stream.config import Settings
+from stream.worker.consumer_patch import own_reader
+from stream.worker.context import WorkerContext
+from stream.worker.failures import until_applied
+
+log = logging.getLogger("segstream")
+
+READ_TIMEOUT_MS = 10_000
+
+Range = tuple[str, int, int, int]  # topic, partition, first offset, last offset
+
+
+class DeliveryGaps:
+    """Where each input partition's next record should start."""
+
+    def __init__(self) -> None:
+        self.next: dict[tuple[str, int], int] = {}
+
+    def reset(self) -> None:
+        """At an assignment: positions start over from the committed offsets."""
+        self.next.clear()
+
+    def missing(self, records: Iterable[Any]) -> list[Range]:
+        """The offset ranges skipped before ``records`` (Kafka records, as they arrived)."""
+        ranges = []
+        for record in records:
+            key = (record.topic, record.partition)
+            expected = self.next.get(key)
+            if expected is not None and record.offset > expected:
+                ranges.append((record.topic, record.partition, expected, record.offset - 1))
+            self.next[key] = max(expected or 0, record.offset + 1)
+        return ranges
+
+
+async def read_again(settings: Settings, ranges: list[Range]) -> list[Any]:
+    """The records the broker holds in ``ranges`` (aiokafka records), in offset order."""
+    reader = own_reader(settings)
+    await reader.start()
+    try:
+        wanted = {TopicPartition(topic, partition): (first, last) for topic, partition, first, last in ranges}
+        reader.assign(list(wanted))
+        for tp, (first, _) in wanted.items():
+            reader.seek(tp, first)
+        found: list[Any] = []
+        while wanted:
+            batches = await reader.getmany(*wanted, timeout_ms=READ_TIMEOUT_MS)
+            if not batches:
+                log.error("records %s could not be read again within %d ms", sorted(wanted), READ_TIMEOUT_MS)
+                raise TimeoutError(f"reading {sorted(wanted)} again")
+            for tp, records in batches.items():
+                first, last = wanted[tp]
+                found += [r for r in records if first <= r.offset <= last]
+                if records[-1].offset >= last:
+                    del wanted[tp]
+        return found
+    finally:
+        await reader.stop()
+
+
+async def skipped_before(ctx: WorkerContext, gaps: DeliveryGaps, records: list[Any], where: str) -> list[Any]:
+    """The records Faust skipped before ``records``, read again (retried while the broker
+    cannot be read, like any batch: stream/worker/failures.py)."""
+    ranges = gaps.missing(records)
+    if not ranges:
+        return []
+    found: list[Any] = []
+
+    async def read() -> None:
+        found[:] = await read_again(ctx.settings, ranges)
+
+    await until_applied(ctx.failures, where, read, lambda: ctx.app.should_stop)
+    log.warning("%s: offsets %s were skipped by the consumer; read again from the broker: %d records",
+                where, ", ".join(f"{t}[{p}] {a}..{b}" for t, p, a, b in ranges), len(found))
+    ctx.counters.reread += len(found)
+    return found

@@ -1,0 +1,27 @@
+"""Offsets the consumer skipped, found as the agents see each partition's records
+(stream/worker/gaps.py); reading them again is checked against a broker in
+tests/integration/test_disk_full.py, where the skips were seen."""
+
+from types import SimpleNamespace
+
+from stream.worker.gaps import DeliveryGaps
+
+
+def records(*positions):
+    return [SimpleNamespace(topic=t, partition=p, offset=o) for t, p, o in positions]
+
+
+def test_a_partition_that_jumps_ahead_has_its_skipped_offsets_named():
+    gaps = DeliveryGaps()
+    assert gaps.missing(records(("b", 0, 626), ("b", 0, 627), ("b", 2, 687), ("b", 2, 688))) == []
+    later = records(("b", 0, 628), ("b", 2, 690), ("b", 2, 691), ("r", 1, 5))
+    assert gaps.missing(later) == [("b", 2, 689, 689)]  # a partition's first record names no gap
+
+
+def test_records_seen_again_are_no_gap_and_an_assignment_starts_over():
+    gaps = DeliveryGaps()
+    gaps.missing(records(("b", 0, 10), ("b", 0, 11)))
+    assert gaps.missing(records(("b", 0, 11), ("b", 0, 12))) == []  # a redelivery: the pipeline skips it
+    gaps.reset()  # Faust seeks to the committed offsets
+    assert gaps.missing(records(("b", 0, 3))) == []
+    assert gaps.missing(records(("b", 0, 7))) == [("b", 0, 4, 6)]
