@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import faust
 from faust.types.auth import CredentialsT
@@ -48,21 +49,29 @@ from stream.worker.unflushed import UnflushedPartitions
 
 
 
-def install_faust_adjustments(settings: Settings, replay: ReplayTracker) -> UnflushedPartitions | None:
+@dataclass(frozen=True)
+class Adjustments:
+    """What the Faust adjustments share with the worker built after them."""
+
+    unflushed: UnflushedPartitions | None  # where this data dir marks the partitions it writes; None: in memory
+    gaps: DeliveryGaps  # where each partition's next record should start (stream/worker/gaps.py)
+
+
+def install_faust_adjustments(settings: Settings, replay: ReplayTracker) -> Adjustments:
     """Every change segstream makes to Faust itself, in one step, before an app is created:
     the consumer adjustments (stream/worker/consumer_patch.py: fetch wait, confirmed end
-    offsets, rewind after recovery, a replay's start offsets), a producer flush that waits for
-    delivery (stream/worker/producer_patch.py), the key-partitioned RocksDB store
-    (stream/worker/store.py) and table recovery that discards partitions ahead of their
-    changelog or marked as written when its worker stopped (stream/worker/recovery.py). Returns
-    where this data dir marks the partitions it writes (None: the tables live in memory), for
-    :func:`build_worker`."""
-    adapt_faust_consumer(cluster_config(settings), settings.fetch_max_wait_ms, replay.start)
+    offsets, rewind after recovery, a replay's start offsets, where reading starts), a producer
+    flush that waits for delivery (stream/worker/producer_patch.py), the key-partitioned
+    RocksDB store (stream/worker/store.py) and table recovery that wipes partitions ahead of or
+    behind their changelog or marked as written when its worker stopped
+    (stream/worker/recovery.py)."""
+    gaps = DeliveryGaps()
+    adapt_faust_consumer(cluster_config(settings), settings.fetch_max_wait_ms, replay.start, gaps.start_at)
     use_delivered_flush()
     use_key_partitioned_rocksdb()
     unflushed = None if settings.store.startswith("memory") else UnflushedPartitions(settings.app_data_dir)
     use_checked_recovery(unflushed)
-    return unflushed
+    return Adjustments(unflushed, gaps)
 
 
 def broker_credentials(settings: Settings) -> CredentialsT | None:
@@ -113,12 +122,12 @@ def new_faust_app(settings: Settings) -> faust.App:
 
 def build_worker(
     settings: Settings, encoder: Encoder, segmentation: Segmentation, replay: ReplayTracker, watch: BrokerWatch,
-    unflushed: UnflushedPartitions | None,
+    adjustments: Adjustments,
 ) -> WorkerContext:
     """A Faust app for ``settings`` that encodes with ``encoder``, assigns with its copy
-    ``segmentation`` of the published model, follows ``replay``, watches the broker with
-    ``watch`` and hands its partitions over through ``unflushed``. Call
-    :func:`install_faust_adjustments` first: it returns ``unflushed``."""
+    ``segmentation`` of the published model, follows ``replay`` and watches the broker with
+    ``watch``. Call :func:`install_faust_adjustments` first: it returns ``adjustments``."""
+    unflushed, delivery_gaps = adjustments.unflushed, adjustments.gaps
     app = new_faust_app(settings)
     topics = Topics.declare(app, settings)
     tables = Tables.declare(app, settings)
@@ -144,7 +153,6 @@ def build_worker(
         broker_healthy=lambda: watch.healthy,
         failures=Failures(settings.failure_exit_s),
     )
-    delivery_gaps = DeliveryGaps()  # shared by every agent: stream/worker/gaps.py
     agents.register(ctx, delivery_gaps)
     catalogue.register(ctx)
     owner = model_sync.register(ctx, delivery_gaps)
@@ -188,12 +196,12 @@ def run_worker(
     cluster_id = wait_for_broker(cluster_config(settings), settings.broker_wait_s)
     ensure_topics(settings)
     forget_other_cluster(settings.app_data_dir, cluster_id)
-    unflushed = install_faust_adjustments(settings, replay)
+    adjustments = install_faust_adjustments(settings, replay)
     throttle_client_logs()
     encoder = encoder_for(settings)
     segmentation = model_sync.read_published(settings, encoder)
     watch = BrokerWatch(cluster_config(settings), cluster_id)
-    ctx = build_worker(settings, encoder, segmentation, replay, watch, unflushed)
+    ctx = build_worker(settings, encoder, segmentation, replay, watch, adjustments)
     sys.argv = [
         "segstream", "worker", "--loglevel", FAUST_LOG_LEVELS.get(loglevel.lower(), loglevel),
         "--web-bind", settings.web_host, "--web-host", settings.web_host, "--web-port", str(settings.web_port),

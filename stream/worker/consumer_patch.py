@@ -1,4 +1,4 @@
-"""Four adjustments to Faust's aiokafka consumer.
+"""Five adjustments to Faust's aiokafka consumer.
 
 1. Fetch wait: faust-streaming hard-codes ``fetch_max_wait_ms=1500``. Tansu answers a fetch
    only when that wait is over, so every round trip to a quiet partition costs 1.5 s. We set
@@ -19,12 +19,14 @@
    which is what ``auto_offset_reset=earliest`` means. (1 and 2 are for Tansu; 3 for any broker.)
 4. Replay start: a replaying worker seeks each input partition to the replay's start offset the
    first time it is assigned it (stream/replay.py).
+5. Where reading starts: after each seek the agents learn where every partition's first record
+   should be, so that a record Faust skips there is read again (stream/worker/gaps.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
@@ -51,12 +53,15 @@ def own_reader(settings: Settings) -> AIOKafkaConsumer:
 
 
 def adapt_faust_consumer(
-    cluster: Cluster, fetch_max_wait_ms: int, start_offsets: Mapping[tuple[str, int], int] | None = None
+    cluster: Cluster, fetch_max_wait_ms: int, start_offsets: Mapping[tuple[str, int], int] | None = None,
+    on_seek: Callable[[dict[tuple[str, int], int]], None] = lambda positions: None,
 ) -> None:
     """Make every Faust aiokafka consumer created from now on use these adjustments.
 
     ``start_offsets`` (a replay's): where each input partition starts the first time this
-    process is assigned it, instead of the committed offset.
+    process is assigned it, instead of the committed offset. ``on_seek``: told where each
+    partition that is not a changelog's reads from after every seek to the committed offsets
+    (stream/worker/gaps.py).
     """
     starts = dict(start_offsets or {})
 
@@ -78,8 +83,14 @@ def adapt_faust_consumer(
                     committed[TP(tp.topic, tp.partition)] = start
             changelogs = self.consumer.app.tables.changelog_topics
             rewind = [tp for tp, offset in committed.items() if not offset and tp.topic not in changelogs]
+            positions = {
+                (tp.topic, tp.partition): offset for tp, offset in committed.items() if offset and tp.topic not in changelogs
+            }
             if rewind:
                 await self.call_thread(self._ensure_consumer().seek_to_beginning, *rewind)
+                beginnings = await self.call_thread(self._ensure_consumer().beginning_offsets, rewind)
+                positions.update({(tp.topic, tp.partition): offset for tp, offset in beginnings.items()})
+            on_seek(positions)
             return committed
 
         async def _highwaters(self, partitions: Iterable[TP]) -> Mapping[TP, int]:

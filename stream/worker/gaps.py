@@ -10,8 +10,9 @@ offset missing between two batches, committed, never applied.
 So the agent checks every input partition's offsets as they arrive: when a batch starts past
 where the last one ended, the missing offsets are read straight from the broker and applied
 with the batch, before it is acknowledged. Offsets the broker has no record for (a real gap)
-read as nothing. After an assignment the next offsets are unknown until each partition's first
-record (Faust seeks to the committed offsets).
+read as nothing. After an assignment, Faust seeks to the committed offsets, and the consumer
+tells where each partition starts (the first records after a rebalance were skipped too, in a
+two-worker test).
 """
 
 from __future__ import annotations
@@ -41,8 +42,13 @@ class DeliveryGaps:
         self.next: dict[tuple[str, int], int] = {}
 
     def reset(self) -> None:
-        """At an assignment: positions start over from the committed offsets."""
+        """At an assignment: where reading starts is known again only after the seek."""
         self.next.clear()
+
+    def start_at(self, positions: dict[tuple[str, int], int]) -> None:
+        """After a seek to the committed offsets (stream/worker/consumer_patch.py): a first
+        record further on than where reading starts means records were skipped there too."""
+        self.next.update(positions)
 
     def missing(self, records: Iterable[Any]) -> list[Range]:
         """The offset ranges skipped before ``records`` (Kafka records, as they arrived)."""

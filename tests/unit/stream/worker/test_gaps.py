@@ -25,3 +25,10 @@ def test_records_seen_again_are_no_gap_and_an_assignment_starts_over():
     gaps.reset()  # Faust seeks to the committed offsets
     assert gaps.missing(records(("b", 0, 3))) == []
     assert gaps.missing(records(("b", 0, 7))) == [("b", 0, 4, 6)]
+
+
+def test_after_a_seek_a_partition_whose_first_record_is_further_on_has_a_gap():
+    gaps = DeliveryGaps()
+    gaps.reset()
+    gaps.start_at({("r", 3): 10, ("b", 1): 0})  # committed offsets, or the log start
+    assert gaps.missing(records(("r", 3, 38), ("b", 1, 0))) == [("r", 3, 10, 37)]
