@@ -76,6 +76,16 @@ def nearest(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     return squared_distances(x, centroids).argmin(axis=1)
 
 
+def canonical_order(labels: np.ndarray, k: int) -> np.ndarray:
+    """The segments of ``labels`` (rows in user-id order) largest first; equal sizes ordered by
+    their first row, so that the order depends on the partition only, not on which centroid
+    k-means happened to find first."""
+    sizes = np.bincount(labels, minlength=k)
+    first_row = np.full(k, len(labels))
+    np.minimum.at(first_row, labels, np.arange(len(labels)))
+    return np.lexsort((np.arange(k), first_row, -sizes))
+
+
 def inertia(x: np.ndarray, centroids: np.ndarray) -> float:
     """Sum over the rows of ``x`` of the squared distance to the nearest centroid."""
     if len(x) == 0:
@@ -297,12 +307,12 @@ class StreamingKMeans:
     def rebuild(self, canonical: bool) -> None:
         """A cold, deterministic re-clustering of the reservoir (a replay's final step): only
         the reservoir's vectors decide it. ``canonical`` numbers segments by size (largest
-        first) instead of matching the current ids, so that two replays give the same ids."""
+        first, equal sizes by their first user id) instead of matching the current ids, so
+        that two replays give the same ids."""
         matrix = self._reservoir_matrix()
         new = self._cluster(matrix, None)
         if canonical or self.centroids is None:
-            sizes = np.bincount(nearest(matrix, new), minlength=self.k)
-            new = new[np.lexsort((np.arange(self.k), -sizes))]
+            new = new[canonical_order(nearest(matrix, new), self.k)]
             old = self.centroids if self.centroids is not None else new
         else:
             old = self.centroids

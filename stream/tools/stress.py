@@ -23,6 +23,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 from stream.config import Settings, load_settings
@@ -175,20 +176,33 @@ def check(settings: Settings, worker: WorkerProcess, events: list[dict[str, Any]
         return {u: applied_of(worker, u) + dead[u] for u in sent}
 
     seen = eventually(counted, lambda c: c == dict(sent), 120, every_s=2.0)
-    rows = {u: worker.get(f"/users/{u}")[1] for u in sent}
-    latest = {key: value for key, value in ((m.key(), m.value()) for m in loss_report.records(settings, settings.topic_membership))}
-    agrees = sum(
-        1 for u, row in rows.items()
-        if (latest.get(u.encode()) and json.loads(latest[u.encode()])["segment"]) == (row or {}).get("segment")
-    )
+    # A sweep may be between a row and its membership record: disagreements must last.
+    disagree = eventually(lambda: membership_disagreements(settings, worker, sent), lambda d: not d, 30, every_s=2.0)
     wrong = sorted(u for u in sent if seen[u] != sent[u])
     result = RoundResult(
         seed, sum(sent.values()), sum(seen.values()) - sum(dead.values()), sum(dead.values()), len(sent),
-        len(sent) - len(wrong), agrees, time.monotonic() - started, dead_letter_reasons=dict(reasons),
+        len(sent) - len(wrong), len(sent) - len(disagree), time.monotonic() - started, dead_letter_reasons=dict(reasons),
     )
-    if wrong:
-        result.report = loss_report.user_rows(settings, wrong)
+    result.report = "\n".join(
+        ([loss_report.user_rows(settings, wrong)] if wrong else []) + [f"membership of {line}" for line in disagree]
+    )
     return result
+
+
+def membership_disagreements(settings: Settings, worker: WorkerProcess, users: Iterable[str]) -> list[str]:
+    """"user: row segment S (assigned under version V), latest membership record R" for every
+    user whose latest membership record does not name the segment of their row."""
+    from stream.tools import loss_report
+
+    latest = {m.key(): json.loads(m.value()) for m in loss_report.records(settings, settings.topic_membership)}
+    found = []
+    for user in users:
+        row = worker.get(f"/users/{user}")[1] or {}
+        record = latest.get(user.encode())
+        if (record or {}).get("segment") != row.get("segment"):
+            found.append(f"{user}: row segment {row.get('segment')} (assigned under version {row.get('assigned_under_version')}), "
+                         f"latest membership record {record}")
+    return found
 
 
 def applied_of(worker: WorkerProcess, user_id: str) -> int:
@@ -224,7 +238,7 @@ def command(args: argparse.Namespace) -> int:
             print(result.line(), flush=True)
             if not result.ok:
                 misses += 1
-                print(result.report or "(every count adds up; the membership records disagree)", flush=True)
+                print(result.report, flush=True)
                 if not args.keep_going:
                     break
     print(f"stress: {misses} of the rounds run missed; logs in {workdir}", flush=True)

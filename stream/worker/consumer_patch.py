@@ -1,4 +1,4 @@
-"""Five adjustments to Faust's aiokafka consumer.
+"""Six adjustments to Faust's aiokafka consumer.
 
 1. Fetch wait: faust-streaming hard-codes ``fetch_max_wait_ms=1500``. Tansu answers a fetch
    only when that wait is over, so every round trip to a quiet partition costs 1.5 s. We set
@@ -21,6 +21,13 @@
    first time it is assigned it (stream/replay.py).
 5. Where reading starts: after each seek the agents learn where every partition's first record
    should be, so that a record Faust skips there is read again (stream/worker/gaps.py).
+6. Acks in a rebalance: a Faust stream that reads a record while the flow is stopped (a
+   rebalance, a shutdown) or that was fetched in an earlier generation skips it *and acks it*,
+   so the next commit passes over a record no agent applied, and whoever is assigned the
+   partition next starts after it (a user's first event missing after a worker joined, in the
+   two-worker test). Such acks, and any an agent gives while the flow is stopped, release the
+   record without marking its offset safe to commit: it is read again after the seek (an
+   applied one is recognised as applied).
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
+from faust.types.tuples import ack_lock
+from mode.utils.futures import notify
 
 from stream.config import Settings
 from stream.kafka import Cluster, confirmed_end_offsets
@@ -50,6 +59,21 @@ def own_reader(settings: Settings) -> AIOKafkaConsumer:
         retry_backoff_ms=RETRY_BACKOFF_MS,
         **aiokafka_security(settings),
     )
+
+
+def acked_in_flow(app: Any, message: Any) -> bool:
+    """True for an ack an agent gave while the flow runs, in the generation the record was
+    fetched in: only such an ack may let the record's offset be committed."""
+    return bool(app.flow_control.is_active()) and message.generation_id == app.consumer_generation_id
+
+
+def release_uncommitted(consumer: Any, message: Any) -> None:
+    """Faust stops waiting for ``message`` (its stream is done with it) but its offset is not
+    marked safe to commit."""
+    with ack_lock:
+        message.acked = True
+        consumer._unacked_messages.discard(message)
+        notify(consumer._waiting_for_ack)
 
 
 def adapt_faust_consumer(
@@ -101,5 +125,11 @@ def adapt_faust_consumer(
     class Consumer(faust_aiokafka.Consumer):
         def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
             return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+        def ack(self, message: Any) -> bool:
+            if acked_in_flow(self.app, message):
+                return super().ack(message)
+            release_uncommitted(self, message)
+            return False
 
     faust_aiokafka.Transport.Consumer = Consumer

@@ -26,4 +26,4 @@ def test_every_event_counts_once_through_a_kill_and_a_rolling_restart(settings_f
     # Events come in time order within a day; a partition held back while its worker was dead can
     # bring a user's events later than the dedup horizon (dead letters saying so), nothing else.
     assert set(result.dead_letter_reasons) <= {"beyond_dedup_horizon"}, result.line()
-    assert result.membership_agrees == result.users, result.line()
+    assert result.membership_agrees == result.users, f"{result.line()}\n{result.report}"

@@ -209,6 +209,22 @@ def test_a_canonical_rebuild_depends_only_on_the_users_vectors():
     assert list(sizes) == sorted(sizes, reverse=True)  # ids numbered by size
 
 
+def test_a_canonical_rebuild_numbers_equal_segments_by_their_first_user():
+    """Two segments of 15 users: which one k-means finds first is an accident of its restarts
+    (and of float noise when a replay encodes in other batches); id 0 goes to the one holding
+    the first user id, whichever blob that is."""
+    rng = np.random.default_rng(3)
+    x = blobs(rng, 15, rng.standard_normal((2, 16)) * 2, spread=0.3)
+    for first_blob in (0, 1):
+        model = model_of(2, 16, seed_users=30)
+        order = np.roll(np.arange(30), 15 * first_blob)  # user u00 is in blob ``first_blob``
+        for name, row in enumerate(order):
+            model.reservoir[f"u{name:02d}"] = x[row]
+        model.rebuild(canonical=True)
+        segments = nearest(x[order], model.centroids)
+        assert list(np.bincount(segments)) == [15, 15] and segments[0] == 0
+
+
 def test_users_a_worker_could_not_assign_still_move_a_seeded_model():
     """A worker whose copy is not seeded yet (a backlog) sends vectors without segments."""
     model = model_of(2, 2)

@@ -32,3 +32,12 @@ def test_after_a_seek_a_partition_whose_first_record_is_further_on_has_a_gap():
     gaps.reset()
     gaps.start_at({("r", 3): 10, ("b", 1): 0})  # committed offsets, or the log start
     assert gaps.missing(records(("r", 3, 38), ("b", 1, 0))) == [("r", 3, 10, 37)]
+
+
+def test_records_that_arrive_before_the_seek_is_reported_are_checked_against_it():
+    gaps = DeliveryGaps()
+    gaps.reset()
+    assert gaps.missing(records(("b", 1, 8199), ("b", 0, 40), ("b", 0, 41))) == []
+    gaps.start_at({("b", 1): 8199, ("b", 0): 37})  # b[1] started where it should; b[0] did not
+    assert gaps.missing(records(("b", 1, 8200), ("b", 0, 42))) == [("b", 0, 37, 39)]
+    assert gaps.missing(records(("b", 0, 43))) == []
