@@ -40,33 +40,25 @@ class DeliveryGaps:
 
     def __init__(self) -> None:
         self.next: dict[tuple[str, int], int] = {}
-        self.first: dict[tuple[str, int], int] = {}  # each partition's first offset since the assignment
-        self.before_first: list[Range] = []  # found at a seek that came after the first records
 
     def reset(self) -> None:
         """At an assignment: where reading starts is known again only after the seek."""
         self.next.clear()
-        self.first.clear()
-        self.before_first.clear()
 
     def start_at(self, positions: dict[tuple[str, int], int]) -> None:
         """After a seek to the committed offsets (stream/worker/consumer_patch.py): a first
         record further on than where reading starts means records were skipped there too.
-        Records can arrive before the seek is reported: then their first offset is checked."""
+        Records can arrive before the seek is reported (fetched while the tables recovered);
+        what they wrote may be undone by the recovery, so they are expected again from the
+        start, and a record read again that had been applied is recognised as applied."""
         log.info("reading starts at %s", ", ".join(f"{t}[{p}] {o}" for (t, p), o in sorted(positions.items())))
-        for key, start in positions.items():
-            first = self.first.get(key)
-            if first is None:
-                self.next[key] = start
-            elif first > start:
-                self.before_first.append((*key, start, first - 1))
+        self.next.update(positions)
 
     def missing(self, records: Iterable[Any]) -> list[Range]:
         """The offset ranges skipped before ``records`` (Kafka records, as they arrived)."""
-        ranges, self.before_first = self.before_first, []
+        ranges = []
         for record in records:
             key = (record.topic, record.partition)
-            self.first.setdefault(key, record.offset)
             expected = self.next.get(key)
             if expected is not None and record.offset > expected:
                 ranges.append((record.topic, record.partition, expected, record.offset - 1))

@@ -34,10 +34,12 @@ def test_after_a_seek_a_partition_whose_first_record_is_further_on_has_a_gap():
     assert gaps.missing(records(("r", 3, 38), ("b", 1, 0))) == [("r", 3, 10, 37)]
 
 
-def test_records_that_arrive_before_the_seek_is_reported_are_checked_against_it():
+def test_records_that_arrive_before_the_seek_is_reported_are_expected_again_from_its_start():
+    """Seen in the two-worker test: records fetched while the tables recovered were applied,
+    undone by the recovery, then Faust skipped one of them after the seek."""
     gaps = DeliveryGaps()
     gaps.reset()
-    assert gaps.missing(records(("b", 1, 8199), ("b", 0, 40), ("b", 0, 41))) == []
-    gaps.start_at({("b", 1): 8199, ("b", 0): 37})  # b[1] started where it should; b[0] did not
-    assert gaps.missing(records(("b", 1, 8200), ("b", 0, 42))) == [("b", 0, 37, 39)]
-    assert gaps.missing(records(("b", 0, 43))) == []
+    assert gaps.missing(records(("b", 3, 20), ("b", 3, 30))) == [("b", 3, 21, 29)]
+    gaps.start_at({("b", 3): 0})  # Faust reads the partition again from its start
+    assert gaps.missing(records(*(("b", 3, o) for o in range(30)))) == []
+    assert gaps.missing(records(("b", 3, 40))) == [("b", 3, 30, 39)]  # 30 again, with what was skipped after it
