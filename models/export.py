@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 METADATA_FILE = "segstream.json"
 _REQUIRED_FILES = ("model.onnx", "tokenizer.json", METADATA_FILE)
 # Bump when the export recipe changes so existing caches are rebuilt, not reused.
-# 2: pooling and normalisation inside the graph.
-_EXPORT_FORMAT = 2
+# 2: pooling and normalisation inside the graph. 3: the folder's default prompt as a prefix.
+_EXPORT_FORMAT = 3
 _DEFAULT_MAX_LENGTH = 512
 _SUPPORTED_ST_MODULES = ("Transformer", "Pooling", "Normalize")
 EMBEDDING_OUTPUT = "sentence_embedding"
@@ -118,6 +118,14 @@ def _pooling(src: Path, modules: dict[str, str]) -> str:
     raise ValueError(f"{src}: unsupported pooling {sorted(modes)}")
 
 
+def _prefix(src: Path) -> str:
+    """The text sentence-transformers puts in front of every input by default (e5's "query: "):
+    the folder's ``default_prompt_name`` prompt, "" when it names none."""
+    config = read_json(src / "config_sentence_transformers.json")
+    name = config.get("default_prompt_name")
+    return str((config.get("prompts") or {}).get(name, "")) if name else ""
+
+
 def _is_complete(onnx_dir: Path) -> bool:
     return all((onnx_dir / name).is_file() for name in _REQUIRED_FILES)
 
@@ -197,6 +205,7 @@ def export_onnx(model_path: Path | None, cache_dir: Path) -> Path:
         "dim": int(dim),
         "max_length": _max_length(hf_dir, config),
         "pooling": _pooling(src, modules),
+        "prefix": _prefix(src),
         "source": str(src),
     }
 

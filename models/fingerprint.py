@@ -6,7 +6,7 @@ learned from: another model folder, another precision (int8 moves vectors by a c
 model records the fingerprint of its encoder, and a worker whose encoder differs refuses it.
 
 The fingerprint hashes what the encoder serves: the graph file of its precision, the tokenizer
-file and the token limit. So it is the same on every host serving the same files (one export,
+file, the token limit and the prefix put in front of every text (e5's "query: "). So it is the same on every host serving the same files (one export,
 shared or copied, as the Dockerfile's), and differs for another folder, precision or limit.
 """
 
@@ -37,14 +37,17 @@ class EncoderFingerprint:
         return cls(str(doc["digest"]), str(doc["name"]))
 
 
-def fingerprint_files(graph: Path, tokenizer: Path, max_length: int, name: str) -> EncoderFingerprint:
+def fingerprint_files(graph: Path, tokenizer: Path, max_length: int, name: str, prefix: str = "") -> EncoderFingerprint:
     """The fingerprint of an encoder serving ``graph`` with ``tokenizer`` up to ``max_length``
-    tokens (reads the files: about 0.2 s for MiniLM's fp32 graph)."""
+    tokens, ``prefix`` in front of every text (reads the files: about 0.2 s for MiniLM's fp32
+    graph)."""
     digest = hashlib.sha256()
     for path in (graph, tokenizer):
         with path.open("rb") as f:
             digest.update(hashlib.file_digest(f, "sha256").digest())
     digest.update(f"max_length={max_length}".encode())
+    if prefix:
+        digest.update(f"prefix={prefix}".encode())
     return EncoderFingerprint(digest.hexdigest()[:DIGEST_CHARS], name)
 
 

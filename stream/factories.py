@@ -55,13 +55,23 @@ def require_runtime() -> None:
         raise SystemExit(NO_RUNTIME)
 
 
+def model_folder_of(settings: Settings) -> Path:
+    """``SEGSTREAM_MODEL_PATH`` when set, else the folder of the encoder ``SEGSTREAM_MODEL`` names
+    (built into the model cache the first time: models/registry.py)."""
+    if settings.model_path:
+        return Path(settings.model_path)
+    from models.registry import model_folder
+
+    return model_folder(settings.model, Path(settings.model_cache))
+
+
 def encoder_for(settings: Settings) -> Encoder:
     """The encoder ``settings`` describe, exported on first use (imports onnxruntime)."""
     require_runtime()
     from models.encoder import load_encoder
 
     return load_encoder(
-        Path(settings.model_path) if settings.model_path else None,
+        model_folder_of(settings),
         Path(settings.model_cache),
         prefer_gpu=settings.prefer_gpu,
         intra_op_threads=settings.encoder_threads or None,

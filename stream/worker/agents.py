@@ -17,6 +17,7 @@ import faust
 import numpy as np
 
 from models.encoder import Encoder
+from models.readability import UNREADABLE_SHARE
 from models.text import clean_text
 from stream.contract.records import InvalidEvent, Item, Message, shown
 from stream.core.catalogue import CatalogueItem, catalogue_text, usable_vector
@@ -35,10 +36,12 @@ ITEM_BATCH = 64
 class EncoderThread:
     """The encoder off the event loop, in one thread of its own."""
 
-    def __init__(self, encoder: Encoder, batch_size: int, tallies: Tallies) -> None:
+    def __init__(self, encoder: Encoder, batch_size: int, tallies: Tallies, model: str) -> None:
+        """``model``: the encoder as the settings name it, for the warning about unreadable text."""
         self.encoder = encoder
         self.batch_size = batch_size
         self.tallies = tallies
+        self.model = model
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder")
 
     async def encode(self, texts: list[str]) -> np.ndarray:
@@ -48,6 +51,14 @@ class EncoderThread:
         started = time.perf_counter()
         vectors = await loop.run_in_executor(self.executor, lambda: self.encoder.encode(texts, batch_size=self.batch_size))
         self.tallies.encoded(len(texts), time.perf_counter() - started)
+        if self.encoder.readability.should_warn():
+            log.warning(
+                "the encoder (%s) cannot read much of this input: %.0f%% of the last %d texts are more than %.0f%% "
+                "unknown tokens (a language its vocabulary lacks?); segments built on them mean little. For Chinese "
+                "and other languages set SEGSTREAM_MODEL=multilingual-e5-small (or SEGSTREAM_MODEL_PATH to a "
+                "model that reads them)", self.model, 100 * self.encoder.readability.recent_unreadable_share,
+                len(self.encoder.readability.recent), 100 * UNREADABLE_SHARE,
+            )
         return vectors
 
 
@@ -121,7 +132,8 @@ async def one_by_one(ctx: WorkerContext, encoder: EncoderThread, messages: list[
 def register(ctx: WorkerContext, gaps: DeliveryGaps) -> None:
     """The agents of events and items; ``gaps`` notes where each partition's next record should
     start (stream/worker/gaps.py)."""
-    encoder = EncoderThread(ctx.encoder, ctx.settings.encode_batch_size, ctx.tallies)
+    model = ctx.settings.model_path or ctx.settings.model
+    encoder = EncoderThread(ctx.encoder, ctx.settings.encode_batch_size, ctx.tallies, model)
     batch, within = ctx.settings.batch_size, ctx.settings.batch_wait_s
 
     async def consume(stream: faust.StreamT, size: int, step: Step, where: str) -> None:

@@ -71,6 +71,14 @@ class SegstreamCollector(Collector):
         yield counter("segstream_encoder_texts", "texts encoded (rate: texts per second)", tallies.encoder_texts)
         yield counter("segstream_encoder_seconds", "seconds spent encoding (per batch: rate of this / rate of batches)", tallies.encoder_seconds)
         yield gauge("segstream_encoder_last_batch_seconds", "seconds the last batch took to encode", tallies.last_batch_seconds)
+        readability = self.ctx.encoder.readability
+        yield counter("segstream_encoder_tokens", "tokens of the texts encoded (prefix and special tokens aside)", readability.tokens)
+        yield counter("segstream_encoder_unknown_tokens", "of those, tokens the vocabulary lacks (the model cannot read them)",
+                      readability.unknown_tokens)
+        yield counter("segstream_encoder_unreadable_texts", "texts whose tokens are more than 20% unknown",
+                      readability.unreadable_texts)
+        yield gauge("segstream_encoder_recent_unreadable_share", "share of the last 200 texts that were unreadable",
+                    readability.recent_unreadable_share)
 
     def _model(self) -> Iterator[Metric]:
         ctx = self.ctx

@@ -29,7 +29,11 @@ def health(ctx: WorkerContext, owner: OwnerShell) -> dict[str, Any]:
         "failing": ctx.failures.reason() or None,  # the environment's failures (stream/worker/failures.py)
         "held_behaviours": ctx.pipeline.waiting.totals(),
         "replay": ctx.replay.progress() if ctx.replay.replaying else None,
-        "encoder": {"providers": encoder.providers, "precision": encoder.precision, "dim": encoder.dim},
+        "encoder": {
+            "model": ctx.settings.model_path or ctx.settings.model, "providers": encoder.providers,
+            "precision": encoder.precision, "dim": encoder.dim,
+            "readability": encoder.readability.to_doc(),  # unknown tokens (models/readability.py)
+        },
         "counters": ctx.counters.as_dict(),
     }
 

@@ -27,9 +27,10 @@ import numpy as np
 
 from models.calibration import BF16_FLAGS, cpu_identity
 from models.encoder import Encoder, physical_cores
-from models.export import default_model_path, export_onnx
+from models.export import export_onnx
 from stream.config import load_settings
 from stream.datasets.bbc import articles
+from stream.factories import model_folder_of
 from stream.tools.bench.peak import PEAK_SIZE, batch_shapes, encoder_flops, matmul_peaks
 
 BATCH_SIZE = 32
@@ -104,7 +105,7 @@ def encoder_section(n_texts: int, repeats: int, threads: int | None, gpu_batch: 
     settings = load_settings()
     cores = threads or physical_cores()
     torch.set_num_threads(cores)
-    model_path = Path(settings.model_path) if settings.model_path else default_model_path()
+    model_path = model_folder_of(settings)
     onnx_dir = export_onnx(model_path, Path(settings.model_cache))
     bf16 = bool(BF16_FLAGS & set(cpu_identity()["flags"]))
     cpu, peak_of, auto = _cpu_engines(onnx_dir, model_path, cores, bf16)

@@ -14,13 +14,13 @@ import numpy as np
 
 from stream.config import load_settings
 from stream.factories import encoder_for
-from stream.tools.evaluate.datasets import build_bbc, build_movielens
+from stream.tools.evaluate.datasets import build_bbc, build_chinese_reviews, build_movielens
 from stream.tools.evaluate.events_file import parse_k_range, read_events, read_heldout, read_labels
 from stream.tools.evaluate.report import evaluate
 from stream.tools.evaluate.table import format_report
 
 
-DATASETS = {"bbc": {"k": 5, "orders": 5}, "movielens": {"k": 16, "orders": 1}}
+DATASETS = {"bbc": {"k": 5, "orders": 5}, "chinese-reviews": {"k": 3, "orders": 5}, "movielens": {"k": 16, "orders": 1}}
 
 
 def command(
@@ -33,13 +33,14 @@ def command(
     seed: int = 0,
     as_json: bool = False,
 ) -> int:
-    """``segstream evaluate``: a JSONL file, or the built-in ``bbc`` / ``movielens`` sets."""
+    """``segstream evaluate``: a JSONL file, or the built-in ``bbc``, ``chinese-reviews`` or
+    ``movielens`` sets."""
     started = time.perf_counter()
     defaults: dict[str, int] = {}
     if target in DATASETS and not Path(target).exists():
         defaults = DATASETS[target]
-        if target == "bbc":
-            events_path, built = build_bbc()
+        if target in ("bbc", "chinese-reviews"):
+            events_path, built = build_bbc() if target == "bbc" else build_chinese_reviews()
             labels = labels or str(built)
         else:
             events_path, built = build_movielens()
@@ -48,7 +49,7 @@ def command(
     else:
         events_path = Path(target)
         if not events_path.is_file():
-            raise SystemExit(f"{target}: no such file (or use the data sets bbc, movielens)")
+            raise SystemExit(f"{target}: no such file (or use the data sets {', '.join(DATASETS)})")
     ks = parse_k_range(k_range) if k_range else [k or defaults.get("k") or load_settings().k]
     n_orders = orders or defaults.get("orders", 1)
     if n_orders < 1:

@@ -9,7 +9,7 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from stream.datasets import bbc, movielens
+from stream.datasets import bbc, chinese_reviews, movielens
 from stream.tools.evaluate.recommend import id_key, time_split
 
 
@@ -42,6 +42,19 @@ def build_bbc(dest: Path | None = None) -> tuple[Path, Path]:
     events_path, labels_path = dest / "bbc.jsonl", dest / "bbc-labels.csv"
     _write_atomic(events_path, (json.dumps(e) + "\n" for e in events))
     _write_atomic(labels_path, _csv_lines(["user_id", "label"], ((e["user_id"], a.label) for e, a in zip(events, articles))))
+    return events_path, labels_path
+
+
+def build_chinese_reviews(dest: Path | None = None, per_domain: int = 100) -> tuple[Path, Path]:
+    """chinese-reviews.jsonl (``per_domain`` users of hotels, books and electronics, two reviews
+    each, the domain words cut: stream/datasets/chinese_reviews.py) and chinese-reviews-labels.csv
+    (user -> domain)."""
+    dest = dest or eval_dir()
+    users = chinese_reviews.two_review_users(per_domain)
+    events = [e for n, (user, reviews) in enumerate(users) for e in chinese_reviews.review_events(user, reviews, n)]
+    events_path, labels_path = dest / "chinese-reviews.jsonl", dest / "chinese-reviews-labels.csv"
+    _write_atomic(events_path, (json.dumps(e, ensure_ascii=False) + "\n" for e in events))
+    _write_atomic(labels_path, _csv_lines(["user_id", "label"], ((u, reviews[0].domain) for u, reviews in users)))
     return events_path, labels_path
 
 

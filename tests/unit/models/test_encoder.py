@@ -497,3 +497,13 @@ def test_fingerprint_is_stable_and_tells_precisions_and_token_limits_apart(
     assert Encoder(onnx_dir, prefer_gpu=False, max_length=64, precision="fp32").fingerprint.digest != encoder.fingerprint.digest
     assert encoder.fingerprint.name == f"{onnx_dir.name}/model.onnx, fp32, 384-d, {encoder.max_length} tokens"
     assert int8_encoder.fingerprint.name.startswith(f"{onnx_dir.name}/model_quantized.onnx, int8, ")
+
+
+def test_an_english_vocabulary_counts_most_chinese_characters_as_unknown(encoder: Encoder) -> None:
+    seen = encoder.readability
+    before = (seen.texts, seen.tokens, seen.unknown_tokens, seen.unreadable_texts)
+    encoder.encode(["这款手机的电池续航很长，充电也很快。"])
+    chinese = (seen.tokens - before[1], seen.unknown_tokens - before[2], seen.unreadable_texts - before[3])
+    assert chinese == (18, 13, 1)  # 16 characters and 2 marks; 13 characters are [UNK]: unreadable
+    encoder.encode(["The battery lasts long and charges fast."])
+    assert (seen.texts - before[0], seen.unknown_tokens - before[2], seen.unreadable_texts - before[3]) == (2, 13, 1)

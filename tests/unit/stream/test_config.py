@@ -24,6 +24,12 @@ def test_the_accepted_precisions_are_the_ones_the_encoder_serves():
     assert CHOICES["encoder_precision"] == PRECISIONS
 
 
+def test_the_model_names_accepted_are_the_registrys():
+    from models.registry import ENCODERS
+
+    assert CHOICES["model"] == tuple(ENCODERS)
+
+
 def test_readme_lists_every_setting_with_its_default_and_meaning():
     from pathlib import Path
 
