@@ -24,7 +24,7 @@ from stream.core.catalogue import CatalogueItem, catalogue_text, usable_vector
 from stream.worker import replay_hooks
 from stream.worker.context import Tallies, WorkerContext
 from stream.worker.failures import until_applied
-from stream.worker.gaps import DeliveryGaps, skipped_before
+from stream.worker.gaps import DeliveryGaps, with_skipped
 from stream.worker.output import emit, send_dead_letter
 from stream.worker.repartition import arrived, forward
 
@@ -143,7 +143,7 @@ def register(ctx: WorkerContext, gaps: DeliveryGaps) -> None:
         # the batch here, or exits without committing it).
         async for events in stream.take_events(size, within=within):
             records = [e.message for e in events]
-            records = await skipped_before(ctx, gaps, records, where) + records  # stream/worker/gaps.py
+            records = await with_skipped(ctx, gaps, records, where)  # stream/worker/gaps.py
             messages = [arrived(record, ctx.settings.topic_repartition) for record in records]
             try:
                 await applied(ctx, encoder, messages, step, where)

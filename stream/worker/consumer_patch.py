@@ -1,4 +1,4 @@
-"""Six adjustments to Faust's aiokafka consumer.
+"""Seven adjustments to Faust's aiokafka consumer.
 
 1. Fetch wait: faust-streaming hard-codes ``fetch_max_wait_ms=1500``. Tansu answers a fetch
    only when that wait is over, so every round trip to a quiet partition costs 1.5 s. We set
@@ -28,12 +28,21 @@
    two-worker test). Such acks, and any an agent gives while the flow is stopped, release the
    record without marking its offset safe to commit: it is read again after the seek (an
    applied one is recognised as applied).
+7. Changelog records fetched but not handed on: Faust drops what aiokafka returns for a
+   partition it holds paused, and the rest of a fetch when the flow stops, yet aiokafka's
+   position has moved past them. Faust seeks a standby's changelog partitions while they are
+   paused, then resumes them without another seek: the records fetched in between were never
+   read, and the standby that took over lacked those users' rows (seen in rolling restarts: a
+   standby resumed at its changelog's end). Such a partition is moved back to the first record
+   dropped, or to where it stands if that is earlier (a seek came in between); recovery skips
+   what it has applied.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
@@ -45,6 +54,8 @@ from mode.utils.futures import notify
 from stream.config import Settings
 from stream.kafka import Cluster, confirmed_end_offsets
 from stream.security import aiokafka_security
+
+log = logging.getLogger("segstream")
 
 RETRY_BACKOFF_MS = 500
 
@@ -74,6 +85,20 @@ def release_uncommitted(consumer: Any, message: Any) -> None:
         message.acked = True
         consumer._unacked_messages.discard(message)
         notify(consumer._waiting_for_ack)
+
+
+def first_dropped(fetched: Mapping[Any, list[Any]], handed_on: Mapping[Any, int], changelogs: set[str]) -> dict[Any, int]:
+    """For each changelog partition of ``fetched``, the first offset not handed on (records are in
+    offset order, and Faust hands on a prefix of each partition's, which ``handed_on`` ends)."""
+    dropped = {}
+    for tp, records in fetched.items():
+        if tp.topic not in changelogs:
+            continue
+        last = handed_on.get(tp)
+        rest = [r.offset for r in records if last is None or r.offset > last]
+        if rest:
+            dropped[tp] = rest[0]
+    return dropped
 
 
 def adapt_faust_consumer(
@@ -125,6 +150,30 @@ def adapt_faust_consumer(
     class Consumer(faust_aiokafka.Consumer):
         def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
             return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+        async def _wait_next_records(self, timeout: float) -> Any:
+            records, active = await super()._wait_next_records(timeout)
+            self._fetched = records or {}
+            return records, active
+
+        async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Any]]:
+            self._fetched = {}
+            handed_on: dict[TP, int] = {}
+            async for tp, message in super().getmany(timeout):
+                handed_on[tp] = message.offset
+                yield tp, message
+            await self._rewind(first_dropped(self._fetched, handed_on, self.app.tables.changelog_topics))
+
+        async def _rewind(self, dropped: Mapping[TP, int]) -> None:
+            for tp, offset in dropped.items():
+                try:
+                    position = await self.position(tp)
+                    back_to = offset if position is None else min(offset, position)
+                    await self.seek(tp, back_to)
+                    log.info("changelog %s[%d]: records from %d fetched but dropped by Faust; reading again from %d",
+                             tp.topic, tp.partition, offset, back_to)
+                except Exception as exc:  # revoked meanwhile: the next assignment seeks it anyway
+                    log.info("changelog %s[%d]: not moved back to %d (%s)", tp.topic, tp.partition, offset, exc)
 
         def ack(self, message: Any) -> bool:
             if acked_in_flow(self.app, message):

@@ -17,7 +17,7 @@ import faust
 
 from stream.kafka import user_partition
 from stream.worker.context import WorkerContext
-from stream.worker.gaps import DeliveryGaps, skipped_before
+from stream.worker.gaps import DeliveryGaps, with_skipped
 from stream.worker.output import send_update
 
 log = logging.getLogger("segstream")
@@ -59,7 +59,7 @@ def register(ctx: WorkerContext, gaps: DeliveryGaps) -> None:
     async def forget_requests(stream: faust.StreamT) -> None:
         async for events in stream.take_events(ctx.settings.batch_size, within=ctx.settings.batch_wait_s):
             records = [e.message for e in events]
-            records = await skipped_before(ctx, gaps, records, "forgetting users") + records
+            records = await with_skipped(ctx, gaps, records, "forgetting users")
             # By the request's own partition: the agent applies a batch before its partition
             # goes, so during a rebalance too (the worker's held partitions are none then).
             keyed = [(bytes(r.key).decode(), r.partition) for r in records if r.key]

@@ -9,7 +9,8 @@ offset missing between two batches, committed, never applied.
 
 So the agent checks every input partition's offsets as they arrive: when a batch starts past
 where the last one ended, the missing offsets are read straight from the broker and applied
-with the batch, before it is acknowledged. Offsets the broker has no record for (a real gap)
+with the batch, in offset order (seen in the disk-full test: a skipped record applied before an
+earlier one of its batch made that one look applied), before it is acknowledged. Offsets the broker has no record for (a real gap)
 read as nothing. After an assignment, Faust seeks to the committed offsets, and the consumer
 tells where each partition starts (the first records after a rebalance were skipped too, in a
 two-worker test).
@@ -91,12 +92,13 @@ async def read_again(settings: Settings, ranges: list[Range]) -> list[Any]:
         await reader.stop()
 
 
-async def skipped_before(ctx: WorkerContext, gaps: DeliveryGaps, records: list[Any], where: str) -> list[Any]:
-    """The records Faust skipped before ``records``, read again (retried while the broker
-    cannot be read, like any batch: stream/worker/failures.py)."""
+async def with_skipped(ctx: WorkerContext, gaps: DeliveryGaps, records: list[Any], where: str) -> list[Any]:
+    """``records`` with the records Faust skipped among them read again (retried while the broker
+    cannot be read, like any batch: stream/worker/failures.py), each partition's in offset order:
+    a user's row takes an event at or below the offset it last applied for a copy."""
     ranges = gaps.missing(records)
     if not ranges:
-        return []
+        return records
     found: list[Any] = []
 
     async def read() -> None:
@@ -106,4 +108,12 @@ async def skipped_before(ctx: WorkerContext, gaps: DeliveryGaps, records: list[A
     log.warning("%s: offsets %s were skipped by the consumer; read again from the broker: %d records",
                 where, ", ".join(f"{t}[{p}] {a}..{b}" for t, p, a, b in ranges), len(found))
     ctx.counters.reread += len(found)
-    return found
+    return in_offset_order(found + records)
+
+
+def in_offset_order(records: list[Any]) -> list[Any]:
+    """``records`` with each partition's in offset order, partitions in the order they first appear."""
+    first_seen: dict[tuple[str, int], int] = {}
+    for record in records:
+        first_seen.setdefault((record.topic, record.partition), len(first_seen))
+    return sorted(records, key=lambda r: (first_seen[(r.topic, r.partition)], r.offset))

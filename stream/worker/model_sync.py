@@ -30,7 +30,7 @@ from stream.factories import new_segmentation, segmentation_params
 from stream.kafka import cluster_config, read_last_value
 from stream.worker.broker_watch import exit_worker
 from stream.worker.consumer_patch import own_reader
-from stream.worker.gaps import DeliveryGaps, skipped_before
+from stream.worker.gaps import DeliveryGaps, with_skipped
 from stream.worker.context import WorkerContext, survive
 from stream.worker.output import emit, send_dead_letter
 
@@ -259,7 +259,7 @@ def register(ctx: WorkerContext, gaps: DeliveryGaps) -> OwnerShell:
     async def own_model(stream: faust.StreamT) -> None:
         """Runs wherever Kafka assigns the one partition of the updates topic: the owner."""
         async for event in stream.events():
-            for record in await skipped_before(ctx, gaps, [event.message], "owning the model") + [event.message]:
+            for record in await with_skipped(ctx, gaps, [event.message], "owning the model"):
                 await shell.receive(record.value, record.offset)
                 ctx.counters.updates_received += 1
 

@@ -8,6 +8,12 @@ hand-over (stream/worker/unflushed.py), one whose recorded offset is beyond its 
 start is wiped and restored from the beginning, with one warning naming it and why. Then the
 partitions this worker will write are marked, before any row is.
 
+Faust clears its queue of changelog records whenever the flow resumes, to drop records fetched
+before a seek. It resumes the flow once more after starting the standby partitions, which dropped
+their first records for good: a standby then lacked those users' rows when it took over, and
+served them from scratch (seen in a rolling restart). :class:`ResumeSafeQueue` keeps what was
+fetched after its partition's last seek.
+
 Before Faust opens anything, :func:`forget_other_cluster` compares the cluster the worker's data
 directory was filled from with the one it talks to now, and starts the directory afresh when
 they differ (a restarted embedded broker is a new cluster).
@@ -19,10 +25,13 @@ import json
 import logging
 import shutil
 from pathlib import Path
+from collections import deque
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from faust.tables import manager as faust_manager
 from faust.tables.recovery import Recovery
+from mode.utils.queues import ThrowableQueue
 
 from stream.core.recovery_plan import LocalPartition, RecoveryPlan, plan_recovery
 from stream.worker.unflushed import UnflushedPartitions
@@ -55,6 +64,12 @@ class CheckedRecovery(Recovery):
                 self.unflushed.mark({tp.partition for tp in kept})
         await super()._build_offsets(consumer, tps, destination, title)
 
+    async def _seek_offsets(self, consumer: Any, tps: Any, offsets: Any, title: str) -> None:
+        queue = self.tables.changelog_queue
+        if isinstance(queue, ResumeSafeQueue):
+            queue.seeking(tps)
+        await super()._seek_offsets(consumer, tps, offsets, title)
+
     async def _plans(self, consumer: Any, tps: set[Any], destination: Any) -> dict[Any, RecoveryPlan]:
         earliest = await consumer.earliest_offsets(*tps)
         ends = await consumer.highwaters(*tps)
@@ -68,10 +83,54 @@ class CheckedRecovery(Recovery):
         }
 
 
-def use_checked_recovery(unflushed: UnflushedPartitions) -> None:
-    """Make Faust's table manager create :class:`CheckedRecovery`, keeping its marks in ``unflushed``."""
+class ResumeSafeQueue(ThrowableQueue):
+    """Faust's changelog queue, whose clearing keeps the records fetched after their partition's
+    last seek (counted in the order they were queued)."""
+
+    def _init(self, maxsize: int) -> None:
+        super()._init(maxsize)  # type: ignore[misc]
+        self._numbers: deque[int] = deque()
+        self._queued = 0
+        self._seeks: dict[Any, int] = {}
+
+    def _put(self, item: Any) -> None:
+        super()._put(item)  # type: ignore[misc]
+        self._numbers.append(self._queued)
+        self._queued += 1
+
+    def _get(self) -> Any:
+        self._numbers.popleft()
+        return super()._get()  # type: ignore[misc]
+
+    def seeking(self, tps: Iterable[Any]) -> None:
+        """Records of ``tps`` queued until now were fetched before this seek."""
+        self._seeks.update({tp: self._queued for tp in tps})
+
+    def clear(self) -> None:
+        queue: deque[Any] = self._queue  # type: ignore[attr-defined]
+        kept = [(n, e) for n, e in zip(self._numbers, queue) if n >= self._seeks.get(e.message.tp, self._queued)]
+        super().clear()
+        self._numbers.clear()
+        for number, event in kept:
+            queue.append(event)
+            self._numbers.append(number)
+
+
+def use_checked_recovery(unflushed: UnflushedPartitions | None) -> None:
+    """Make Faust's table manager create :class:`CheckedRecovery`, keeping its marks in ``unflushed``,
+    and queue changelog records in a :class:`ResumeSafeQueue`."""
     CheckedRecovery.unflushed = unflushed
     faust_manager.Recovery = CheckedRecovery  # type: ignore[misc]
+    faust_manager.TableManager.changelog_queue = property(_resume_safe_queue)  # type: ignore[method-assign,assignment]
+
+
+def _resume_safe_queue(tables: Any) -> ThrowableQueue:
+    if tables._changelog_queue is None:
+        app = tables.app
+        tables._changelog_queue = ResumeSafeQueue(
+            maxsize=app.conf.stream_buffer_maxsize, flow_control=app.flow_control, clear_on_resume=True,
+        )
+    return tables._changelog_queue
 
 
 def forget_other_cluster(data_dir: Path, cluster_id: str | None) -> None:

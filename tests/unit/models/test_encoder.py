@@ -213,7 +213,7 @@ def test_serving_does_not_import_export_stack(
 def test_export_metadata(onnx_dir: Path) -> None:
     metadata = json.loads((onnx_dir / "segstream.json").read_text())
     source = metadata.pop("source")
-    assert metadata == {"dim": 384, "max_length": 256, "pooling": "mean"}
+    assert metadata == {"dim": 384, "max_length": 256, "pooling": "mean", "prefix": ""}  # MiniLM takes no prompt
     # The cache is keyed by the model's content, so another checkout's identical copy may have
     # made this export: the recorded source is a folder of the same model package.
     assert Path(source).parts[-2:] == default_model_path().resolve().parts[-2:]
@@ -273,7 +273,7 @@ def test_export_layout_and_cache_key(tmp_path: Path, fake_main_export: list[dict
     assert (first / "tokenizer.json").read_text() == '{"stub": "tokenizer"}'  # copied from source
     # plain HF layout: tokenizer limit 512 capped by 64 position embeddings
     assert json.loads((first / "segstream.json").read_text()) == {
-        "dim": 8, "max_length": 64, "pooling": "mean", "source": str(src.resolve()),
+        "dim": 8, "max_length": 64, "pooling": "mean", "prefix": "", "source": str(src.resolve()),
     }
     assert [p.name for p in cache.iterdir()] == [first.name]  # no temp dir left behind
     session = ort.InferenceSession(str(first / "model.onnx"), providers=["CPUExecutionProvider"])

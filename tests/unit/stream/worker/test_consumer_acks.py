@@ -1,11 +1,14 @@
 """Acks Faust's streams give while a rebalance stops the flow, or for records fetched in an
 earlier generation, release the record without letting its offset be committed
-(stream/worker/consumer_patch.py, adjustment 6)."""
+(stream/worker/consumer_patch.py, adjustment 6); changelog records Faust fetched but dropped
+are found so that their partition is moved back to them (adjustment 7)."""
 
 import asyncio
 from types import SimpleNamespace
 
-from stream.worker.consumer_patch import acked_in_flow, release_uncommitted
+from faust.types import TP
+
+from stream.worker.consumer_patch import acked_in_flow, first_dropped, release_uncommitted
 
 
 def app(active: bool, generation: int) -> SimpleNamespace:
@@ -36,3 +39,12 @@ def test_a_released_record_is_no_longer_waited_for_and_not_marked_safe_to_commit
         assert waiting.done()  # Faust's wait for the streams to empty moves on
 
     asyncio.run(release())
+
+
+def test_changelog_records_faust_did_not_hand_on_are_found_per_partition():
+    standby, active, inputs = TP("app-users-changelog", 2), TP("app-users-changelog", 0), TP("app-behaviors", 1)
+    offsets = {standby: [43, 44, 45], active: [7, 8, 9], inputs: [100, 101]}
+    fetched = {t: [SimpleNamespace(offset=o) for o in os] for t, os in offsets.items()}
+    # the standby partition was paused (none handed on), the flow stopped after offset 7
+    assert first_dropped(fetched, {active: 7, inputs: 100}, {"app-users-changelog"}) == {standby: 43, active: 8}
+    assert first_dropped(fetched, {standby: 45, active: 9}, {"app-users-changelog"}) == {}

@@ -4,7 +4,7 @@ tests/integration/test_disk_full.py, where the skips were seen."""
 
 from types import SimpleNamespace
 
-from stream.worker.gaps import DeliveryGaps
+from stream.worker.gaps import DeliveryGaps, in_offset_order
 
 
 def records(*positions):
@@ -43,3 +43,14 @@ def test_records_that_arrive_before_the_seek_is_reported_are_expected_again_from
     gaps.start_at({("b", 3): 0})  # Faust reads the partition again from its start
     assert gaps.missing(records(*(("b", 3, o) for o in range(30)))) == []
     assert gaps.missing(records(("b", 3, 40))) == [("b", 3, 30, 39)]  # 30 again, with what was skipped after it
+
+
+def test_records_read_again_take_their_place_in_their_partitions_offset_order():
+    """A row takes an event at or below the offset it last applied for a copy, so a skipped
+    offset read again must not come before an earlier record of its batch."""
+    batch = records(("b", 3, 770), ("r", 1, 5), ("b", 3, 772))
+    gaps = DeliveryGaps()
+    gaps.start_at({("b", 3): 770, ("r", 1): 5})
+    assert gaps.missing(batch) == [("b", 3, 771, 771)]
+    merged = in_offset_order(records(("b", 3, 771)) + batch)
+    assert [(r.topic, r.partition, r.offset) for r in merged] == [("b", 3, 770), ("b", 3, 771), ("b", 3, 772), ("r", 1, 5)]
