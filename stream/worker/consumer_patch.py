@@ -101,6 +101,42 @@ def first_dropped(fetched: Mapping[Any, list[Any]], handed_on: Mapping[Any, int]
     return dropped
 
 
+class CheckedConsumer(faust_aiokafka.Consumer):
+    """Faust's aiokafka consumer with adjustments 6 (acks) and 7 (dropped changelog records)."""
+
+    _fetched: Mapping[TP, list[Any]] = {}
+
+    async def _wait_next_records(self, timeout: float) -> Any:
+        records, active = await super()._wait_next_records(timeout)
+        self._fetched = records or {}
+        return records, active
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Any]]:
+        self._fetched = {}
+        handed_on: dict[TP, int] = {}
+        async for tp, message in super().getmany(timeout):
+            handed_on[tp] = message.offset
+            yield tp, message
+        await self._rewind(first_dropped(self._fetched, handed_on, self.app.tables.changelog_topics))
+
+    async def _rewind(self, dropped: Mapping[TP, int]) -> None:
+        for tp, offset in dropped.items():
+            try:
+                position = await self.position(tp)
+                back_to = offset if position is None else min(offset, position)
+                await self.seek(tp, back_to)
+                log.info("changelog %s[%d]: records from %d fetched but dropped by Faust; reading again from %d",
+                         tp.topic, tp.partition, offset, back_to)
+            except Exception as exc:  # revoked meanwhile: the next assignment seeks it anyway
+                log.info("changelog %s[%d]: not moved back to %d (%s)", tp.topic, tp.partition, offset, exc)
+
+    def ack(self, message: Any) -> bool:
+        if acked_in_flow(self.app, message):
+            return super().ack(message)
+        release_uncommitted(self, message)
+        return False
+
+
 def adapt_faust_consumer(
     cluster: Cluster, fetch_max_wait_ms: int, start_offsets: Mapping[tuple[str, int], int] | None = None,
     on_seek: Callable[[dict[tuple[str, int], int]], None] = lambda positions: None,
@@ -147,38 +183,8 @@ def adapt_faust_consumer(
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(None, confirmed_end_offsets, cluster, reported)
 
-    class Consumer(faust_aiokafka.Consumer):
+    class Consumer(CheckedConsumer):
         def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
             return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
-
-        async def _wait_next_records(self, timeout: float) -> Any:
-            records, active = await super()._wait_next_records(timeout)
-            self._fetched = records or {}
-            return records, active
-
-        async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Any]]:
-            self._fetched = {}
-            handed_on: dict[TP, int] = {}
-            async for tp, message in super().getmany(timeout):
-                handed_on[tp] = message.offset
-                yield tp, message
-            await self._rewind(first_dropped(self._fetched, handed_on, self.app.tables.changelog_topics))
-
-        async def _rewind(self, dropped: Mapping[TP, int]) -> None:
-            for tp, offset in dropped.items():
-                try:
-                    position = await self.position(tp)
-                    back_to = offset if position is None else min(offset, position)
-                    await self.seek(tp, back_to)
-                    log.info("changelog %s[%d]: records from %d fetched but dropped by Faust; reading again from %d",
-                             tp.topic, tp.partition, offset, back_to)
-                except Exception as exc:  # revoked meanwhile: the next assignment seeks it anyway
-                    log.info("changelog %s[%d]: not moved back to %d (%s)", tp.topic, tp.partition, offset, exc)
-
-        def ack(self, message: Any) -> bool:
-            if acked_in_flow(self.app, message):
-                return super().ack(message)
-            release_uncommitted(self, message)
-            return False
 
     faust_aiokafka.Transport.Consumer = Consumer

@@ -4,6 +4,7 @@ users of hotels, books and electronics by domain (domain words cut from the text
 
 from __future__ import annotations
 
+import random
 import urllib.request
 from pathlib import Path
 
@@ -20,7 +21,9 @@ from stream.tools.launcher import eventually
 
 
 def chinese_events(per_domain: int) -> tuple[dict[str, str], list[tuple[str, dict]]]:
+    """Users of the three domains in a fixed shuffled order (the corpus lists them domain by domain)."""
     users = chinese_reviews.two_review_users(per_domain)
+    random.Random(0).shuffle(users)
     events = [(u, e) for n, (u, reviews) in enumerate(users) for e in chinese_reviews.review_events(u, reviews, n)]
     return {u: reviews[0].domain for u, reviews in users}, events
 
@@ -56,12 +59,13 @@ def e5_cache(onnx_dir: Path) -> Path:
 
 
 def test_multilingual_e5_segments_chinese_reviewers_by_domain(settings_for, start_worker, e5_cache):
-    settings = settings_for(k=3, seed_users=60, model="multilingual-e5-small", model_cache=str(e5_cache))
-    domains, events = chinese_events(40)
+    # the size `segstream evaluate chinese-reviews` measures (NMI 0.69-0.78 over 5 orders there)
+    settings = settings_for(k=3, seed_users=200, model="multilingual-e5-small", model_cache=str(e5_cache))
+    domains, events = chinese_events(100)
     worker = start_worker(settings)
     produce(settings, settings.topic_reviews, events)
-    health = worker.wait_until(lambda h: h["counters"]["applied"] == len(events), 180, "the reviews")
-    assert health["encoder"]["readability"]["unknown_token_share"] == 0.0
+    health = worker.wait_until(lambda h: h["counters"]["applied"] == len(events), 240, "the reviews")
+    assert health["encoder"]["readability"]["unknown_token_share"] < 0.01  # a rare character or two
     found = eventually(
         lambda: {u: worker.get(f"/users/{u}")[1]["segment"] for u in domains}, lambda s: None not in s.values(), 60,
     )
