@@ -9,10 +9,11 @@ start is wiped and restored from the beginning, with one warning naming it and w
 partitions this worker will write are marked, before any row is.
 
 Faust clears its queue of changelog records whenever the flow resumes, to drop records fetched
-before a seek. It resumes the flow once more after starting the standby partitions, which dropped
-their first records for good: a standby then lacked those users' rows when it took over, and
-served them from scratch (seen in a rolling restart). :class:`ResumeSafeQueue` keeps what was
-fetched after its partition's last seek.
+before a seek. It resumes the flow once more after starting the standby partitions, so records
+fetched for them in between would be dropped for good, and a standby that took over would lack
+those users' rows (as it did in rolling restarts when Faust dropped such records in its consumer:
+stream/worker/consumer_patch.py, adjustment 7). :class:`ResumeSafeQueue` keeps what was fetched
+after its partition's last seek.
 
 Before Faust opens anything, :func:`forget_other_cluster` compares the cluster the worker's data
 directory was filled from with the one it talks to now, and starts the directory afresh when
@@ -24,9 +25,9 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from pathlib import Path
 from collections import deque
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, ClassVar
 
 from faust.tables import manager as faust_manager
