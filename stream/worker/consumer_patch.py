@@ -92,12 +92,9 @@ def first_dropped(fetched: Mapping[Any, list[Any]], handed_on: Mapping[Any, int]
     offset order, and Faust hands on a prefix of each partition's, which ``handed_on`` ends)."""
     dropped = {}
     for tp, records in fetched.items():
-        if tp.topic not in changelogs:
-            continue
         last = handed_on.get(tp)
-        rest = [r.offset for r in records if last is None or r.offset > last]
-        if rest:
-            dropped[tp] = rest[0]
+        if tp.topic in changelogs and records and (last is None or records[-1].offset > last):
+            dropped[tp] = next(r.offset for r in records if last is None or r.offset > last)
     return dropped
 
 

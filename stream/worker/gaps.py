@@ -8,12 +8,12 @@ the record is marked read, and the jump to the next offset is then taken for a l
 offset missing between two batches, committed, never applied.
 
 So the agent checks every input partition's offsets as they arrive: when a batch starts past
-where the last one ended, the missing offsets are read straight from the broker and applied
-with the batch, in offset order (seen in the disk-full test: a skipped record applied before an
-earlier one of its batch made that one look applied), before it is acknowledged. Offsets the broker has no record for (a real gap)
-read as nothing. After an assignment, Faust seeks to the committed offsets, and the consumer
-tells where each partition starts (the first records after a rebalance were skipped too, in a
-two-worker test).
+where the last one ended, the missing offsets are read straight from the broker and applied with
+the batch, in offset order (seen in the disk-full test: a skipped record applied before an
+earlier one of its batch made that one look applied), before it is acknowledged. Offsets the
+broker has no record for (a real gap) read as nothing. After an assignment, Faust seeks to the
+committed offsets, and the consumer tells where each partition starts (the first records after a
+rebalance were skipped too, in a two-worker test).
 """
 
 from __future__ import annotations

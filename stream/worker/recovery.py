@@ -66,9 +66,7 @@ class CheckedRecovery(Recovery):
         await super()._build_offsets(consumer, tps, destination, title)
 
     async def _seek_offsets(self, consumer: Any, tps: Any, offsets: Any, title: str) -> None:
-        queue = self.tables.changelog_queue
-        if isinstance(queue, ResumeSafeQueue):
-            queue.seeking(tps)
+        self.tables.changelog_queue.seeking(tps)  # a ResumeSafeQueue: see use_checked_recovery
         await super()._seek_offsets(consumer, tps, offsets, title)
 
     async def _plans(self, consumer: Any, tps: set[Any], destination: Any) -> dict[Any, RecoveryPlan]:
