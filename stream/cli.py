@@ -16,7 +16,7 @@ from stream.cli_args import (
     Parser, add_faust_options, add_settings_flags, checked, checked_again, claimed_data_dir, faust_options, overrides,
     port_number, settings_from, usage_error, worker_settings,
 )
-from stream.config import ENV_PREFIX, HELP, Settings, is_secret, origins
+from stream.config import ENV_PREFIX, HELP, Settings, SettingError, is_secret, origins
 from models.registry import ENCODERS
 from stream.logs import configure as configure_logs
 from stream.tools import stress
@@ -418,6 +418,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except SettingError as exc:  # read by a command outside settings_from (evaluate, bench): one line too
+        usage_error(args, str(exc))
     except BrokenPipeError:  # the reader went away (`segstream config | head`): nothing more to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -79,6 +79,8 @@ def test_boolean_settings_are_switches_and_choices_are_checked():
         (["replay", "--publish-to-live"], {}, ["--publish-to-live", "--fresh"]),
         (["config"], {"SEGSTREAM_EARLIEST_EVENT_TIME": "long ago"}, ["SEGSTREAM_EARLIEST_EVENT_TIME", "ISO-8601"]),
         (["model", "export"], {"SEGSTREAM_K": "-3"}, ["SEGSTREAM_K", ">= 1"]),
+        (["evaluate", "{file}"], {"SEGSTREAM_MODEL": "e5"}, ["SEGSTREAM_MODEL", "multilingual-e5-small"]),
+        (["evaluate", "{file}"], {"SEGSTREAM_K": "0"}, ["SEGSTREAM_K", ">= 1"]),
         (["worker"], {"SEGSTREAM_APP_ID": "../../x"}, ["SEGSTREAM_APP_ID", "--app-id", "'../../x'"]),
         (["worker"], {"SEGSTREAM_STORE": "foo://"}, ["SEGSTREAM_STORE", "rocksdb://, memory://"]),
         (["replay", "--store", "foo://"], {}, ["--store", "rocksdb://"]),
