@@ -13,13 +13,16 @@ The contract, as River's clusterers and scikit-learn's ``MiniBatchKMeans``: hype
   evidence fades and centroids follow drift.
 - Every ``refresh_every`` updates (ten times sooner while a segment has no users) the owner
   re-runs k-means on the reservoir of the most recently updated users, warm-started from the
-  current centroids. Every ``cold_refresh_every``-th refresh, and whenever a segment is empty,
-  fresh k-means++ restarts compete with the warm start and the lowest inertia wins: they are
-  ten fits, so doing them on every refresh made the owner's cost grow with the reservoir. New
-  centroids are matched to the old ids by the Hungarian method, so users who did not change
-  keep their id; an empty centroid is thereby re-seeded where the data needs one.
-- Hysteresis: a user leaves its segment only for a centroid closer by more than ``margin``
-  (not towards a centroid re-seeded by the latest refresh).
+  current centroids. Fresh k-means++ restarts compete with the warm start, and the lowest
+  inertia wins, on every ``cold_refresh_every``-th refresh, whenever a segment is empty, and
+  whenever the users known have doubled since the last cold fit (a seed on few users can sit
+  in a poor optimum that warm starts never leave); they are ten fits, so doing them on every
+  refresh made the owner's cost grow with the reservoir. New centroids are matched to the old
+  ids by the Hungarian method, so users who did not change keep their id; an empty centroid is
+  thereby re-seeded where the data needs one.
+- Hysteresis: a user leaves its segment only for a centroid closer by more than ``margin`` of
+  that centroid's distance (relative, as encoders and data differ in how close they put users
+  to their centroids), and not towards a centroid re-seeded by the latest refresh.
 
 Every seed, refresh and rebuild is recorded as a model event in :attr:`StreamingKMeans.history`
 (bounded, published with the model).
@@ -52,7 +55,7 @@ class KMeansParams:
     reservoir_size: int = 5000
     refresh_every: int = 500
     half_life_updates: float = 2000.0
-    margin: float = 0.02
+    margin: float = 0.05  # relative: see predict
     n_init: int = 10
     cold_refresh_every: int = 10
     random_state: int = 0
@@ -130,7 +133,7 @@ class StreamingKMeans:
     rebuilt_version: int = 0  # version of the latest rebuild (0: none)
     updates_since_refresh: int = 0
     refreshes: int = 0  # by this owner since it loaded the model: every cold_refresh_every-th is cold
-    seeded_users: int = 0  # users the seed (or a later refresh) saw; below seed_users, refreshes as they double
+    seeded_users: int = 0  # users the latest cold fit (seed or cold refresh) saw: cold again once they double
     updates_offset: int = -1  # the last offset of the updates topic applied (owner exactly-once)
     reservoir: OrderedDict[str, np.ndarray] = field(default_factory=OrderedDict)
     assigned: dict[str, int] = field(default_factory=dict)  # segment of each reservoir user
@@ -159,8 +162,9 @@ class StreamingKMeans:
         self, x: np.ndarray, current: np.ndarray | None = None, hysteresis: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
         """Each row's segment under this version and its distance to it: the nearest centroid,
-        except that a row keeps its ``current`` segment (-1: none) unless another centroid is
-        closer by more than ``margin``, or the nearest was just re-seeded, or ``hysteresis`` is off."""
+        except that a row keeps its ``current`` segment (-1: none) unless the nearest centroid is
+        closer by more than ``margin`` times its own distance, or it was just re-seeded, or
+        ``hysteresis`` is off."""
         if self.centroids is None:
             raise RuntimeError("model not seeded yet")
         d = np.sqrt(squared_distances(x, self.centroids))
@@ -171,7 +175,7 @@ class StreamingKMeans:
         has_current = (current >= 0) & (current < self.k)
         current_distance = d[rows, np.where(has_current, current, 0)]
         keep = hysteresis & has_current & ~np.isin(best, self.reseeded)
-        keep &= current_distance - d[rows, best] <= self.params.margin
+        keep &= current_distance - d[rows, best] <= self.params.margin * d[rows, best]
         segments = np.where(keep, current, best)
         return segments, d[rows, segments]
 
@@ -297,12 +301,22 @@ class StreamingKMeans:
         empty = self.empty_segments()
         matrix = self._reservoir_matrix()
         self.refreshes += 1
-        early = 0 < self.seeded_users < self.params.seed_users  # seeded on few users: restarts may do better
-        cold = bool(empty) or early or self.refreshes % self.params.cold_refresh_every == 0
-        new = self._cluster(matrix, old, cold)
+        cold = self._cold_reason(empty, len(matrix))
+        new = self._cluster(matrix, old, cold is not None)
         new = new[match_ids(old, new)]
-        self.seeded_users = max(self.seeded_users, len(matrix))
-        self._replace(old, new, matrix, "refresh", reseeded=empty, cold=cold)
+        if cold is not None:
+            self.seeded_users = max(self.seeded_users, len(matrix))
+        self._replace(old, new, matrix, "refresh", reseeded=empty, cold=cold is not None, cold_because=cold)
+
+    def _cold_reason(self, empty: list[int], users: int) -> str | None:
+        """Why this refresh also tries fresh k-means++ restarts, or None for a warm one."""
+        if empty:
+            return "empty segments"
+        if 0 < 2 * self.seeded_users <= users:
+            return "users doubled since the last cold fit"
+        if self.refreshes % self.params.cold_refresh_every == 0:
+            return "every cold_refresh_every-th refresh"
+        return None
 
     def rebuild(self, canonical: bool) -> None:
         """A cold, deterministic re-clustering of the reservoir (a replay's final step): only
@@ -318,6 +332,7 @@ class StreamingKMeans:
             old = self.centroids
             new = new[match_ids(old, new)]
         self.rebuilt_version = self.version
+        self.seeded_users = max(self.seeded_users, len(matrix))
         self._replace(old, new, matrix, "rebuild", reseeded=[])
 
     def _replace(

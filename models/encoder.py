@@ -221,7 +221,7 @@ def unknown_token_id(tokenizer_file: Path) -> int | None:
     return int(vocab[token]) if token and isinstance(vocab, dict) and token in vocab else None
 
 
-def load_encoder(model_path: Path | None, cache_dir: Path, **kwargs: Any) -> Encoder:
+def load_encoder(model_path: Path, cache_dir: Path, **kwargs: Any) -> Encoder:
     """Export ``model_path`` into ``cache_dir`` unless already there, then load it.
 
     ``kwargs`` go to :class:`Encoder` (prefer_gpu, intra_op_threads, max_length, precision).

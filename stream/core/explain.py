@@ -1,5 +1,6 @@
-"""Why a user is in their segment, in words: the nearest centroids, the hysteresis margin that
-kept or moves them, and which of their own items pull most toward the segment.
+"""Why a user is in their segment, in words: the nearest centroids, the hysteresis margin (a
+share of the nearest centroid's distance) that kept or moves them, and which of their own items
+pull most toward the segment.
 
 Distances are the model's own (:meth:`models.clustering.StreamingKMeans.predict`): Euclidean,
 between the user's unit vector and each centroid. Centroids are means of unit vectors, so they
@@ -59,11 +60,15 @@ def verdict(segment: int, ranked: list[tuple[int, float]], margin: float, reseed
             f"moves from segment {segment} to segment {best}: it is {gap:.3f} closer and was just re-seeded, "
             "so the margin does not hold the user back"
         )
-    if gap <= margin:
-        return "kept", f"kept in segment {segment} although segment {best} is {gap:.3f} closer: the margin is {margin:g}"
+    allowed = margin * best_d
+    if gap <= allowed:
+        return "kept", (
+            f"kept in segment {segment} although segment {best} is {gap:.3f} closer: the margin is {allowed:.3f} "
+            f"({margin:.0%} of that centroid's distance {best_d:.3f})"
+        )
     return "moves", (
         f"moves from segment {segment} to segment {best} at the next assignment: it is {gap:.3f} closer, "
-        f"more than the margin {margin:g}"
+        f"more than the margin {allowed:.3f} ({margin:.0%} of its distance {best_d:.3f})"
     )
 
 

@@ -13,6 +13,7 @@ from confluent_kafka import TopicPartition
 
 from stream.config import load_settings
 from stream.datasets import movielens
+from stream.factories import encoder_for
 from stream.kafka import Cluster, cluster_config, ensure_topics, publish, read_until_quiet
 from stream.tools.broker import EmbeddedBroker, free_port
 from stream.tools.launcher import WorkerProcess
@@ -51,9 +52,24 @@ def serve_until_interrupted(worker: WorkerProcess) -> None:
         worker.stop(kill=True)
 
 
+def prepare_encoder() -> None:
+    """Build, export and calibrate the configured encoder before the worker starts, saying so:
+    the first time (a minute or two for multilingual-e5-small) the worker would be silent."""
+    settings = load_settings()
+    print(
+        f"encoder {settings.model_path or settings.model}: loading (built and exported once into "
+        f"{settings.model_cache}; the first time takes a minute or two)",
+        flush=True,
+    )
+    t0 = time.monotonic()
+    encoder = encoder_for(settings)
+    print(f"encoder ready in {time.monotonic() - t0:.1f}s ({encoder.precision}: {encoder.precision_reason})", flush=True)
+
+
 def run_demo(limit: int, k: int, keep_logs: Path, serve: bool = False) -> int:
     started = time.monotonic()
     keep_logs.mkdir(parents=True, exist_ok=True)
+    prepare_encoder()
     broker = EmbeddedBroker(log_path=keep_logs / "broker.log")
     with broker.running():
         settings = load_settings(

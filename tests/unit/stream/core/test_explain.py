@@ -62,16 +62,19 @@ def test_nearest_three_in_ascending_order_with_labels_and_items_ranked_by_pull()
 
 
 def test_kept_by_the_margin_and_moved_past_it():
-    # Segment 1 is the nearest, segment 0 (the user's) 0.02 farther: within a 0.05 margin, kept.
+    # Segment 1 is the nearest, segment 0 (the user's) 0.02 farther: within a margin of 10% of
+    # 0.40, kept; past one of 2% of it, moves.
     ranked = [(1, 0.40), (0, 0.42), (2, 0.9)]
-    assert verdict(0, ranked, 0.05, []) == (
-        "kept", "kept in segment 0 although segment 1 is 0.020 closer: the margin is 0.05"
+    assert verdict(0, ranked, 0.1, []) == (
+        "kept",
+        "kept in segment 0 although segment 1 is 0.020 closer: the margin is 0.040 (10% of that centroid's distance 0.400)",
     )
-    decision, why = verdict(0, ranked, 0.01, [])
+    decision, why = verdict(0, ranked, 0.02, [])
     assert decision == "moves" and why == (
-        "moves from segment 0 to segment 1 at the next assignment: it is 0.020 closer, more than the margin 0.01"
+        "moves from segment 0 to segment 1 at the next assignment: it is 0.020 closer, "
+        "more than the margin 0.008 (2% of its distance 0.400)"
     )
-    decision, why = verdict(0, ranked, 0.05, [1])  # just re-seeded: the margin does not apply
+    decision, why = verdict(0, ranked, 0.1, [1])  # just re-seeded: the margin does not apply
     assert decision == "moves" and "re-seeded" in why
     assert verdict(1, ranked, 0.05, []) == (
         "nearest", "in segment 1 because its centroid is the nearest (distance 0.400); the next, segment 0, is 0.020 farther"

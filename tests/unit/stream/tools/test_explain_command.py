@@ -10,7 +10,7 @@ from stream.tools.explain import describe, run
 
 ANSWER = {
     "user_id": "42", "segment": 2, "label": "space · aliens", "summary": [
-        "kept in segment 2 although segment 0 is 0.012 closer: the margin is 0.05",
+        "kept in segment 2 although segment 0 is 0.012 closer: the margin is 0.021 (5% of that centroid's distance 0.410)",
         "'Star Wars (1977)' (Action, Sci-Fi) is the closest of your items to this segment",
     ],
     "distance": "Euclidean", "nearest": [
@@ -28,7 +28,7 @@ ANSWER = {
 def test_describe_reads_as_sentences_with_the_figures():
     assert describe(ANSWER).splitlines() == [
         "user 42: segment 2 (space · aliens)",
-        "  kept in segment 2 although segment 0 is 0.012 closer: the margin is 0.05",
+        "  kept in segment 2 although segment 0 is 0.012 closer: the margin is 0.021 (5% of that centroid's distance 0.410)",
         "  'Star Wars (1977)' (Action, Sci-Fi) is the closest of your items to this segment",
         "nearest centroids (Euclidean):",
         "  segment 0: 0.4100  drama",
