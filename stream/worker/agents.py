@@ -18,6 +18,7 @@ import numpy as np
 
 from models.encoder import Encoder
 from models.readability import UNREADABLE_SHARE
+from models.registry import unreadable_advice
 from models.text import clean_text
 from stream.contract.records import InvalidEvent, Item, Message, shown
 from stream.core.catalogue import CatalogueItem, catalogue_text, usable_vector
@@ -54,10 +55,9 @@ class EncoderThread:
         if self.encoder.readability.should_warn():
             log.warning(
                 "the encoder (%s) cannot read much of this input: %.0f%% of the last %d texts are more than %.0f%% "
-                "unknown tokens (a language its vocabulary lacks?); segments built on them mean little. For Chinese "
-                "and other languages set SEGSTREAM_MODEL=multilingual-e5-small (or SEGSTREAM_MODEL_PATH to a "
-                "model that reads them)", self.model, 100 * self.encoder.readability.recent_unreadable_share,
-                len(self.encoder.readability.recent), 100 * UNREADABLE_SHARE,
+                "unknown tokens (a language its vocabulary lacks?); segments built on them mean little: %s",
+                self.model, 100 * self.encoder.readability.recent_unreadable_share,
+                len(self.encoder.readability.recent), 100 * UNREADABLE_SHARE, unreadable_advice(self.model),
             )
         return vectors
 

