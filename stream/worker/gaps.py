@@ -56,14 +56,23 @@ class DeliveryGaps:
         self.next.update(positions)
 
     def missing(self, records: Iterable[Any]) -> list[Range]:
-        """The offset ranges skipped before ``records`` (Kafka records, as they arrived)."""
-        ranges = []
+        """The offset ranges skipped before or among ``records`` (Kafka records, as they
+        arrived): offsets from where each partition should go on to its last record in the
+        batch that no record of the batch has, whatever order the batch holds them in (taken
+        record by record, a later offset ahead of an earlier one named the earlier missing,
+        and it was read again though it was there)."""
+        offsets: dict[tuple[str, int], list[int]] = {}
         for record in records:
-            key = (record.topic, record.partition)
-            expected = self.next.get(key)
-            if expected is not None and record.offset > expected:
-                ranges.append((record.topic, record.partition, expected, record.offset - 1))
-            self.next[key] = max(expected or 0, record.offset + 1)
+            offsets.setdefault((record.topic, record.partition), []).append(record.offset)
+        ranges = []
+        for (topic, partition), seen in offsets.items():
+            seen.sort()
+            expected = self.next.get((topic, partition), seen[0])
+            for offset in seen:
+                if offset > expected:
+                    ranges.append((topic, partition, expected, offset - 1))
+                expected = max(expected, offset + 1)
+            self.next[(topic, partition)] = expected
         return ranges
 
 

@@ -54,3 +54,13 @@ def test_records_read_again_take_their_place_in_their_partitions_offset_order():
     assert gaps.missing(batch) == [("b", 3, 771, 771)]
     merged = in_offset_order(records(("b", 3, 771)) + batch)
     assert [(r.topic, r.partition, r.offset) for r in merged] == [("b", 3, 770), ("b", 3, 771), ("b", 3, 772), ("r", 1, 5)]
+
+
+def test_a_batch_holding_a_partitions_records_out_of_order_misses_nothing_it_holds():
+    """Offsets 2, 0, 1 of one partition in one batch: 0 and 1 are there, not skipped."""
+    gaps = DeliveryGaps()
+    gaps.start_at({("b", 3): 0, ("b", 1): 0})
+    assert gaps.missing(records(("b", 3, 2), ("b", 3, 0), ("b", 1, 4), ("b", 3, 1), ("b", 1, 1))) == [
+        ("b", 1, 0, 0), ("b", 1, 2, 3)
+    ]
+    assert gaps.missing(records(("b", 3, 3), ("b", 1, 5))) == []
