@@ -73,9 +73,9 @@ def test_the_default_encoder_segments_chinese_reviewers_by_domain(settings_for, 
     for segment in sorted(set(found.values())):
         domain = Counter(domains[u] for u, s in found.items() if s == segment).most_common(1)[0][0]
         label = worker.get(f"/segments/{segment}")[1]["label"]
-        terms = label.split(" · ")
-        print(f"segment {segment} ({domain}): {label}", [(t, term_domain(t, texts_of)) for t in terms])
+        terms = {t: term_domain(t, texts_of) for t in label.split(" · ")}
+        print(f"segment {segment} ({domain}): {label}", terms)
         assert len(terms) == 3 and all(len(t) >= 2 for t in terms), label
-        assert all(term_domain(t, texts_of)[0] == domain for t in terms), (domain, label)
+        assert all(of == domain for of, _ in terms.values()), (domain, label)
         labels[segment] = label
     assert len(set(labels.values())) == len(labels)
