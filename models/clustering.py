@@ -250,6 +250,19 @@ class StreamingKMeans:
         self.seed()
         return True
 
+    def refresh_dead(self) -> bool:
+        """Refresh now if a centroid is dead (nearest to no user in the reservoir) and updates
+        came since the last refresh; True when it did. For an owner whose input went quiet:
+        the updates that would make the refresh due are not coming, and a segment would stay
+        empty until they do (a backlog worked off, then silence)."""
+        if self.centroids is None or self.updates_since_refresh == 0 or len(self.reservoir) < 2 * self.k:
+            return False
+        if not self.empty_segments():
+            return False
+        self.version += 1
+        self.refresh()
+        return True
+
     def needs_refresh(self) -> bool:
         """Every ``refresh_every`` updates; ten times sooner while a segment is empty; and after
         an early seed, whenever the users known have doubled, until ``seed_users``."""
@@ -258,16 +271,20 @@ class StreamingKMeans:
         if 0 < self.seeded_users < self.params.seed_users and len(self.reservoir) >= 2 * self.seeded_users:
             return True
         every = self.params.refresh_every
-        due = every // 10 if self.empty_segments() else every
-        return self.updates_since_refresh >= due
+        if self.updates_since_refresh >= every:
+            return True
+        return self.updates_since_refresh >= every // 10 and bool(self.empty_segments())
 
     def empty_segments(self) -> list[int]:
-        """Segments no user is assigned to. None while no user is assigned at all: then the
-        workers have not assigned anyone yet (their copies were not seeded while they worked
-        off a backlog), and treating every segment as empty made each refresh a cold one."""
-        if not self.sizes.any():
+        """Segments that are the nearest centroid of no user in the reservoir: dead centroids.
+
+        Not the census: the workers' sweeps reach their users a share per version, so right
+        after a new version a segment can count no users while the reservoir already has
+        users nearest to it; taking that for death re-seeded live segments, over and over."""
+        if self.centroids is None or not self.reservoir:
             return []
-        return [int(i) for i in np.flatnonzero(self.sizes == 0)]
+        counts = np.bincount(nearest(self._reservoir_matrix(), self.centroids), minlength=self.k)
+        return [int(i) for i in np.flatnonzero(counts == 0)]
 
     def _reservoir_matrix(self) -> np.ndarray:
         """The reservoir's vectors in user-id order, so a re-clustering does not depend on the

@@ -2,8 +2,8 @@
 
 A segment's centroid is a point in embedding space: nobody can read it. This module keeps, per
 segment, the statistics a person can read — the words of its users' reviews, the categories and
-items they act on, their mix of actions — and ranks them by how much they set the segment apart
-(class-based TF-IDF, as BERTopic's c-TF-IDF). The same item counts answer "what is popular in
+items they act on, their mix of actions, and how many events back them — from which
+models/portraits.py ranks what sets each segment apart. The same item counts answer "what is popular in
 this segment right now" for recommendations. Raw review text is never stored, only the set of
 terms of each review.
 
@@ -14,9 +14,9 @@ Decay scheme: counts are stored relative to an anchor time A rather than to T. A
 adds ``w * 2^((t - A) / half_life)``; a read multiplies by ``2^(-(T - A) / half_life)``. Adding
 an event is then O(1) whatever its time — a newer event does not rescale anything — and the
 stored sum is the same whatever the arrival order (up to float rounding), because no term
-depends on what arrived before. Rankings, shares, lifts and c-TF-IDF scores are ratios of
-counts that share one anchor, so they need no conversion at all. The stored values grow as
-``2^((T - A) / half_life)``; once T runs more than ``_REBASE_HALF_LIVES`` half-lives past A,
+depends on what arrived before. Shares and effective event numbers are ratios of counts that
+share one anchor, so they need no conversion at all (sums of squared weights scale by the
+square). The stored values grow as ``2^((T - A) / half_life)`` (their squares as its square); once T runs more than ``_REBASE_HALF_LIVES`` half-lives past A,
 every count is multiplied down once and A moves to T (O(all counts), at most once per that many
 half-lives of event time, so the weights stay far from float overflow). ``to_doc`` writes A
 and the stored values verbatim, so a restored object reads exactly the same numbers.
@@ -29,14 +29,16 @@ shows only once ``term_min_users`` users used it (models/term_privacy.py).
 
 from __future__ import annotations
 
+import heapq
 import json
 import math
 from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-from models.term_privacy import Candidates, user_hash
-from models.terms import Corpus, highest
+from models.portraits import Portraits
+from models.segment_counts import SegmentCounts
+from models.term_privacy import user_hash
 from models.tokens import review_terms
 
 __all__ = ["ProfileParams", "SegmentProfiles", "review_terms"]
@@ -46,9 +48,6 @@ _FORMAT = 1
 _REBASE_HALF_LIVES = 256.0
 # Pruning keeps this share of the bound, so that it runs once per ~10% of new entries.
 _PRUNE_TO = 0.9
-_LABEL_PARTS = 3
-
-_Kind = Literal["terms", "categories", "items"]
 
 
 @dataclass(frozen=True)
@@ -60,42 +59,6 @@ class ProfileParams:
     max_terms: int = 4000
     max_items: int = 2000
     term_min_users: int = 1
-
-
-@dataclass(slots=True)
-class _Segment:
-    """One segment's counts, all relative to the owning object's anchor time."""
-
-    events: float = 0.0
-    terms: dict[str, float] = field(default_factory=dict)
-    items: dict[str, float] = field(default_factory=dict)
-    categories: dict[str, float] = field(default_factory=dict)
-    actions: dict[str, float] = field(default_factory=dict)
-    candidates: Candidates = field(default_factory=Candidates)  # terms below the user threshold
-
-    def counters(self) -> tuple[dict[str, float], ...]:
-        return self.terms, self.items, self.categories, self.actions
-
-    def to_doc(self, candidates: bool) -> dict[str, Any]:
-        doc = {
-            "events": self.events,
-            "terms": self.terms,
-            "items": self.items,
-            "categories": self.categories,
-            "actions": self.actions,
-        }
-        return doc | {"candidates": self.candidates.to_doc()} if candidates else doc
-
-    @classmethod
-    def from_doc(cls, doc: dict[str, Any], with_terms: bool) -> _Segment:
-        return cls(
-            events=float(doc["events"]),
-            terms={str(t): float(c) for t, c in doc["terms"].items()} if with_terms else {},
-            items={str(i): float(c) for i, c in doc["items"].items()},
-            categories={str(g): float(c) for g, c in doc["categories"].items()},
-            actions={str(a): float(c) for a, c in doc["actions"].items()},
-            candidates=Candidates.from_doc(doc.get("candidates")),
-        )
 
 
 class SegmentProfiles:
@@ -117,12 +80,12 @@ class SegmentProfiles:
         self.half_life_s = float(half_life_s)
         self.max_terms = max_terms
         self.max_items = max_items
-        self._segments = [_Segment() for _ in range(k)]
+        self._segments = [SegmentCounts() for _ in range(k)]
         self._anchor: float | None = None  # A: stored counts are relative to this time
         self._ref_ts: float | None = None  # T: the latest event time seen
-        # Cross-segment totals, rebuilt on the first read after a write: reads (HTTP views,
-        # recommendations) come in bursts between writes and each build is O(all counts).
-        self._corpora: dict[_Kind, Corpus] = {}
+        # Ranked once on the first read after a write: reads (HTTP views, recommendations)
+        # come in bursts between writes and each ranking is O(all counts).
+        self._portraits: Portraits | None = None
 
     @classmethod
     def new(cls, params: ProfileParams) -> SegmentProfiles:
@@ -139,13 +102,13 @@ class SegmentProfiles:
         """Count each distinct term of one (already cleaned) review by ``user_id`` once."""
         seg = self._segment(segment)
         mass = self._stamp(ts)
-        seg.events += mass
+        seg.add_review(mass)
         users = (user_hash(user_id),)
         for term in review_terms(text):
             self._count_term(seg, term, mass, users)
         self._bound_terms(seg)
 
-    def _count_term(self, seg: _Segment, term: str, mass: float, users: Iterable[int]) -> None:
+    def _count_term(self, seg: SegmentCounts, term: str, mass: float, users: Iterable[int]) -> None:
         """A portrait term counts at once, another waits until enough users used it."""
         if term in seg.terms:
             seg.terms[term] += mass
@@ -154,7 +117,7 @@ class SegmentProfiles:
         if promoted is not None:
             seg.terms[term] = promoted
 
-    def _bound_terms(self, seg: _Segment) -> None:
+    def _bound_terms(self, seg: SegmentCounts) -> None:
         if len(seg.terms) > self.max_terms:
             seg.terms = _prune(seg.terms, self.max_terms)
         if len(seg.candidates.counts) > self.max_terms:
@@ -174,9 +137,8 @@ class SegmentProfiles:
             raise ValueError(f"weight must be non-negative and finite, got {weight}")
         seg = self._segment(segment)
         mass = self._stamp(ts)
-        seg.events += mass
-        seg.actions[action] = seg.actions.get(action, 0.0) + mass
         weighted = weight * mass
+        seg.add_behaviour(mass, action, weighted)
         seg.items[item_id] = seg.items.get(item_id, 0.0) + weighted
         for category in dict.fromkeys(categories):
             seg.categories[category] = seg.categories.get(category, 0.0) + weighted
@@ -196,7 +158,7 @@ class SegmentProfiles:
         assert self._anchor is not None
         factor = 2.0 ** ((other._anchor - self._anchor) / self.half_life_s)
         for mine, theirs in zip(self._segments, other._segments):
-            mine.events += theirs.events * factor
+            mine.add_totals(theirs, factor)
             for term, count in theirs.terms.items():
                 mine.terms[term] = mine.terms.get(term, 0.0) + mine.candidates.pop(term) + count * factor
             for term, count in theirs.candidates.counts.items():
@@ -220,12 +182,12 @@ class SegmentProfiles:
             if ts is not None and not math.isfinite(ts):
                 return f"profile time {ts} is not finite"
         for seg in self._segments:
-            for counts in (*seg.counters(), seg.candidates.counts, {"events": seg.events}):
+            for counts in (*seg.counters(), seg.candidates.counts, seg.totals()):
                 if not all(math.isfinite(c) and c >= 0 for c in counts.values()):
                     return "profile counts are not finite and non-negative"
         return ""
 
-    def _segment(self, segment: int) -> _Segment:
+    def _segment(self, segment: int) -> SegmentCounts:
         if not 0 <= segment < self.k:
             raise ValueError(f"segment {segment} out of range for k={self.k}")
         return self._segments[segment]
@@ -235,7 +197,7 @@ class SegmentProfiles:
         ts = float(ts)
         if not math.isfinite(ts):
             raise ValueError(f"event time must be finite, got {ts}")
-        self._corpora.clear()
+        self._portraits = None
         if self._anchor is None or self._ref_ts is None:
             self._anchor = self._ref_ts = ts
         elif ts > self._ref_ts:
@@ -248,11 +210,7 @@ class SegmentProfiles:
     def _rescale(self, factor: float) -> None:
         """Multiply every stored count by ``factor`` (when the anchor moves)."""
         for seg in self._segments:
-            seg.events *= factor
-            seg.candidates.rescale(factor)
-            for counts in seg.counters():
-                for key in counts:
-                    counts[key] *= factor
+            seg.rescale(factor)
 
     def _scale(self) -> float:
         """Multiplier from stored units to weights at the reference time T."""
@@ -262,56 +220,23 @@ class SegmentProfiles:
 
     # --- reading ---------------------------------------------------------------------------
 
-    def profile(self, segment: int, top: int = 10) -> dict[str, Any]:
-        """A readable portrait of one segment (see :meth:`profiles` for all of them)."""
+    def profile(self, segment: int, top: int = 10, users: int | None = None) -> dict[str, Any]:
+        """A readable portrait of one segment (models/portraits.py); ``users``: how many the
+        segment has, for its evidence."""
         self._segment(segment)
         _check_top(top)
-        return self._profile(segment, top)
+        return self.portraits().portrait(segment, top, users)
 
-    def profiles(self, top: int = 10) -> list[dict[str, Any]]:
-        """Portraits of all k segments."""
+    def profiles(self, top: int = 10, users: Sequence[int] | None = None) -> list[dict[str, Any]]:
+        """Portraits of all k segments; ``users``: each segment's number of users."""
         _check_top(top)
-        return [self._profile(s, top) for s in range(self.k)]
+        portraits = self.portraits()
+        return [portraits.portrait(s, top, None if users is None else int(users[s])) for s in range(self.k)]
 
-    def _corpus(self, kind: _Kind) -> Corpus:
-        corpus = self._corpora.get(kind)
-        if corpus is None:
-            corpus = self._corpora[kind] = Corpus.of(getattr(s, kind) for s in self._segments)
-        return corpus
-
-    def _profile(self, segment: int, top: int) -> dict[str, Any]:
-        """Terms, categories and items are ranked by c-TF-IDF: frequent here, rare elsewhere.
-
-        Ranking categories (and items) by raw share would give every segment the same
-        portrait — the catalogue's biggest genre and its blockbusters — and lift alone
-        promotes categories seen once; c-TF-IDF weighs both, as it does for words. Terms use
-        the square-rooted share (models/terms.py), so words of every segment do not label one.
-        People read shares (of this segment's counts) and lifts (that share over everyone's);
-        the decayed weights behind them are under ``detail``.
-        """
-        seg = self._segments[segment]
-        n = max(top, _LABEL_PARTS)
-        top_terms = highest(self._corpus("terms").ctfidf(seg.terms, reduce_frequent=True), n)
-        cats, items = self._corpus("categories"), self._corpus("items")
-        top_cats = highest(cats.ctfidf(seg.categories), top)
-        top_items = highest(items.ctfidf(seg.items), top)
-        label_parts = [t for t, _ in top_terms] or [c for c, _ in highest(cats.ctfidf(seg.categories), n)]
-        all_events = sum(s.events for s in self._segments)
-        scale = self._scale()
-        return {
-            "segment": segment,
-            "label": " · ".join(label_parts[:_LABEL_PARTS]) or f"segment {segment}",
-            "event_share": seg.events / all_events if all_events > 0 else 0.0,
-            "top_terms": [{"term": t, "score": s} for t, s in top_terms[:top]],
-            "top_categories": _ranked("category", top_cats, seg.categories, cats),
-            "top_items": _ranked("item_id", top_items, seg.items, items),
-            "actions": _shares(dict(highest(seg.actions.items(), len(seg.actions)))),
-            "detail": {
-                "weight": seg.events * scale,
-                "category_weights": {c: seg.categories[c] * scale for c, _ in top_cats},
-                "item_weights": {i: seg.items[i] * scale for i, _ in top_items},
-            },
-        }
+    def portraits(self) -> Portraits:
+        if self._portraits is None:
+            self._portraits = Portraits(self._segments, self._scale())
+        return self._portraits
 
     def popular_items(self, segment: int | None, n: int, exclude: Container[str] = frozenset()) -> list[str]:
         """The n items with the highest decayed weighted count in ``segment`` (None: all segments),
@@ -322,10 +247,14 @@ class SegmentProfiles:
         if n <= 0:
             return []
         if segment is None:
-            counts = self._corpus("items").totals
+            counts: dict[str, float] = {}
+            for seg in self._segments:
+                for item, count in seg.items.items():
+                    counts[item] = counts.get(item, 0.0) + count
         else:
             counts = self._segment(segment).items
-        return [i for i, _ in highest(((i, c) for i, c in counts.items() if i not in exclude), n)]
+        ranked = heapq.nsmallest(n, ((i, c) for i, c in counts.items() if i not in exclude), key=lambda p: (-p[1], p[0]))
+        return [i for i, _ in ranked]
 
     # --- persistence -----------------------------------------------------------------------
 
@@ -357,7 +286,7 @@ class SegmentProfiles:
         )
         if len(doc["segments"]) != profiles.k:
             raise ValueError(f"{len(doc['segments'])} segments stored for k={profiles.k}")
-        profiles._segments = [_Segment.from_doc(s, with_terms) for s in doc["segments"]]
+        profiles._segments = [SegmentCounts.from_doc(s, with_terms) for s in doc["segments"]]
         profiles._anchor = None if doc["anchor"] is None else float(doc["anchor"])
         profiles._ref_ts = None if doc["ref_ts"] is None else float(doc["ref_ts"])
         return profiles
@@ -368,20 +297,6 @@ class SegmentProfiles:
     @classmethod
     def from_bytes(cls, raw: bytes) -> SegmentProfiles:
         return cls.from_doc(json.loads(raw))
-
-
-def _ranked(name: str, scored: list[tuple[str, float]], counts: dict[str, float], corpus: Corpus) -> list[dict[str, Any]]:
-    """Ranked keys with their share of this segment's counts, lift over everyone, c-TF-IDF score."""
-    size = sum(counts.values())
-    return [
-        {name: key, "share": counts[key] / size, "lift": corpus.lift(key, counts[key] / size), "score": score}
-        for key, score in scored
-    ]
-
-
-def _shares(counts: dict[str, float]) -> dict[str, float]:
-    total = sum(counts.values())
-    return {key: count / total for key, count in counts.items()} if total > 0 else {}
 
 
 def _check_top(top: int) -> None:

@@ -2,7 +2,7 @@
 
 A portrait lists words a person reads as the segment's topic, so words every review uses
 ("the", "的") are dropped here by a stop list per language, and words frequent in every
-segment are down-weighted later by c-TF-IDF (models/terms.py). Chinese is written without
+segment rank low by lift later (models/portraits.py). Chinese is written without
 spaces: its runs are cut into words by jieba (a dictionary segmenter), otherwise a whole
 clause would be one "term". jieba is imported, and its dictionary loaded, only when a review
 has Chinese characters.

@@ -59,13 +59,14 @@ class ModelOwner:
         return learned
 
     def tick(self) -> bool:
-        """Seed early when the input went quiet with fewer users than the model seeds on (at
-        least k); True when the model changed."""
-        if self.segmentation.model.seeded or self.clock() - self.received_at < self.seed_idle_s:
+        """Once the input went quiet: seed early with fewer users than the model seeds on (at
+        least k), or refresh a seeded model that has a dead centroid; True when the model changed."""
+        if self.clock() - self.received_at < self.seed_idle_s:
             return False
-        seeded = self._on_threads(self.segmentation.model.seed_early)
-        self.dirty |= seeded
-        return seeded
+        model = self.segmentation.model
+        changed = self._on_threads(model.refresh_dead if model.seeded else model.seed_early)
+        self.dirty |= changed
+        return changed
 
     def _on_threads(self, fn: Callable[..., bool], *args: object) -> bool:
         if self._thread_pools is None:

@@ -1,6 +1,6 @@
 """``segstream demo``: embedded broker + one worker + the MovieLens-100k stream, then a summary
 of the segments that formed: ``segstream segments``' table, with the users' occupations read
-back from the ``segment-changes`` topic."""
+back from the ``segment-changes`` topic, and how well the live segments fit (stream/tools/live_fit.py)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from stream.factories import encoder_for
 from stream.kafka import Cluster, cluster_config, ensure_topics, publish, read_until_quiet
 from stream.tools.broker import EmbeddedBroker, free_port
 from stream.tools.launcher import WorkerProcess
+from stream.tools.live_fit import live_fit
 from stream.tools.segments import TABLE_TOP, collect, console, segments_table
 
 
@@ -121,6 +122,8 @@ def run_demo(limit: int, k: int, keep_logs: Path, serve: bool = False) -> int:
             overview, portraits = collect(lambda path: worker.get(path)[1], TABLE_TOP)
             print(f"\n{len(members)} users in {k} segments (GET /segments/{{id}}; occupations from segment-changes):\n")
             console().print(segments_table(overview, portraits, ("occupations", occupations(members))))
+            fit = live_fit(settings)
+            print(fit.describe() if fit else "live segments: the model is not seeded", flush=True)
             if serve:
                 serve_until_interrupted(worker)
         finally:

@@ -41,15 +41,22 @@ def item_name(item: Mapping[str, Any]) -> str:
 NOT_COUNTED_YET = "(no events counted here yet: its users acted before it formed)"
 
 
+def evidence_text(evidence: Mapping[str, Any]) -> str:
+    """What backs a portrait, as a person reads it: "1,204 events", "thin" below the floor."""
+    text = f"{evidence['events']:,.0f} events"
+    return f"{text}, thin" if evidence["thin"] else text
+
+
 def segments_table(
     overview: Mapping[str, Any], portraits: list[dict[str, Any]], extra: tuple[str, Mapping[int, str]] | None = None
 ) -> Table:
-    """One row per segment: id, size, share of users, label, distinctive categories with their
-    lift, distinctive items by title; ``extra``: a column (name, text per segment id) of the caller's."""
+    """One row per segment: id, size, share of users, label, the evidence behind its portrait,
+    distinctive categories with their lift, distinctive items by title, both in the order of
+    that lift; ``extra``: a column (name, text per segment id) of the caller's."""
     state = "" if overview["seeded"] else f", not seeded yet ({overview['users_waiting_for_seed']} users waiting)"
     table = Table(title=f"model v{overview['model_version']}{state}", title_justify="left", show_lines=True)
     for name, justify in (("id", "right"), ("size", "right"), ("share", "right"), ("label", "left"),
-                          ("categories (lift)", "left"), ("items", "left")):
+                          ("evidence", "right"), ("categories (lift)", "left"), ("items", "left")):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     if extra:
         table.add_column(extra[0])
@@ -58,7 +65,10 @@ def segments_table(
         items = "; ".join(item_name(i) for i in p["top_items"][:TABLE_TOP])
         if not (cats or items) and p["size"]:
             cats = NOT_COUNTED_YET
-        row = [str(p["segment"]), f"{p['size']:,}", f"{p['share']:.0%}", p["label"], cats or "-", items or "-"]
+        row = [
+            str(p["segment"]), f"{p['size']:,}", f"{p['share']:.0%}", p["label"], evidence_text(p["evidence"]),
+            cats or "-", items or "-",
+        ]
         table.add_row(*row, *([extra[1].get(p["segment"], "")] if extra else []))
     return table
 
@@ -67,9 +77,11 @@ def portrait_view(p: Mapping[str, Any]) -> Group:
     """One segment in full: its terms, categories, items and action mix, as shares and lifts."""
     heading = (
         f"[bold]segment {p['segment']}[/bold]: {p['label']}\n{p['size']:,} users ({p['share']:.0%} of all), "
-        f"{p['event_share']:.0%} of recent events, model v{p['model_version']}"
+        f"based on {evidence_text(p['evidence'])}, {p['event_share']:.0%} of recent events, model v{p['model_version']}"
     )
-    terms = _table("terms (c-TF-IDF)", ("term", "score"), [(t["term"], f"{t['score']:.3f}") for t in p["top_terms"]])
+    terms = _table(
+        "terms", ("term", "share", "lift"), [(t["term"], f"{t['share']:.0%}", f"{t['lift']:.1f}×") for t in p["top_terms"]]
+    )
     cats = _table(
         "categories", ("category", "share", "lift"),
         [(c["category"], f"{c['share']:.0%}", f"{c['lift']:.1f}×") for c in p["top_categories"]],

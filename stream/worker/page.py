@@ -37,9 +37,12 @@ MAP_USERS = 300  # users drawn on the map
 MAP_SCAN = 6000  # rows of the table the sample is drawn from: a poll never walks a big table
 
 
+def portraits(ctx: WorkerContext) -> list[dict[str, Any]]:
+    return ctx.local.profiles.profiles(top=5, users=ctx.local.model.sizes)
+
+
 def labels(ctx: WorkerContext) -> list[str]:
-    portraits = ctx.local.profiles.profiles(top=5)
-    return [p.get("label") or f"segment {i}" for i, p in enumerate(portraits)]
+    return [p["label"] for p in portraits(ctx)]
 
 
 def segments(ctx: WorkerContext, since: int) -> dict[str, Any]:
@@ -50,14 +53,15 @@ def segments(ctx: WorkerContext, since: int) -> dict[str, Any]:
     rows = [
         {
             "id": i,
-            "label": label,
+            "label": portrait["label"],
+            "evidence": portrait["evidence"],
             "size": size,
             "share": size / total if total else 0.0,
             "change": None if before is None else size - before["sizes"][i],
             "entered": ctx.tallies.entered[i],
             "left": ctx.tallies.left[i],
         }
-        for i, (size, label) in enumerate(zip(sizes, labels(ctx)))
+        for i, (size, portrait) in enumerate(zip(sizes, portraits(ctx)))
     ]
     return {
         "model_version": model.version,

@@ -40,14 +40,17 @@ def health(ctx: WorkerContext, owner: OwnerShell) -> dict[str, Any]:
 
 def segments(ctx: WorkerContext) -> dict[str, Any]:
     model = ctx.local.model
-    portraits = ctx.local.profiles.profiles(top=5)
+    portraits = ctx.local.profiles.profiles(top=5, users=model.sizes)
     total = int(model.sizes.sum())
     return {
         "model_version": model.version,
         "seeded": model.seeded,
         "users_waiting_for_seed": 0 if model.seeded else len(model.reservoir),
         "segments": [
-            {"id": i, "size": int(n), "share": int(n) / total if total else 0.0, "label": portraits[i]["label"]}
+            {
+                "id": i, "size": int(n), "share": int(n) / total if total else 0.0,
+                "label": portraits[i]["label"], "evidence": portraits[i]["evidence"],
+            }
             for i, n in enumerate(model.sizes)
         ],
         "model_events": [{**e, "ts": iso_ms(e["ts"])} for e in model.history[-10:]],  # the model keeps epoch s
@@ -58,8 +61,8 @@ def segment_portrait(ctx: WorkerContext, segment: int, top: int) -> dict[str, An
     """GET /segments/{id}: the profile's portrait, with the segment's size, its share of users and
     the titles of its items (looked up in this worker's catalogue: the model keeps ids only)."""
     model = ctx.local.model
-    portrait = ctx.local.profiles.profile(segment, top=top)
     size, total = int(model.sizes[segment]), int(model.sizes.sum())
+    portrait = ctx.local.profiles.profile(segment, top=top, users=size)
     titles = titled(ctx.catalogue, [i["item_id"] for i in portrait["top_items"]])
     return {
         "size": size,

@@ -1,4 +1,5 @@
-"""Recommendation figures: popularity rankings, recall and coverage, over plain mappings."""
+"""Recommendation figures: popularity and item-kNN rankings, recall, precision, NDCG and coverage,
+over plain mappings."""
 
 from __future__ import annotations
 
@@ -7,10 +8,15 @@ from collections import Counter
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
+import scipy.sparse as sp
 
 from models.profiles import SegmentProfiles
 
 TOP_N = 10
+ITEM_KNN_NEIGHBOURS = 50
+"""Neighbours kept per item: the usual item-kNN setting, so rare co-occurrences do not add noise."""
+SCORE_DECIMALS = 12
+"""Item-kNN scores are rounded to this before ranking: sums that differ only by float order tie, by id."""
 
 
 def id_key(item: str) -> tuple[int, int, str]:
@@ -124,6 +130,46 @@ def recall_at_n(recs: Mapping[str, Sequence[str]], held: Mapping[str, Iterable[s
     return float(np.mean(values)) if values else 0.0
 
 
+def precision_at_n(recs: Mapping[str, Sequence[str]], held: Mapping[str, Iterable[str]], n: int = TOP_N) -> float:
+    """Mean over users with held-out items of |first ``n`` recommended ∩ held-out| / ``n``: a short
+    list is charged for its empty places."""
+    values = []
+    for user, items in held.items():
+        truth = set(items)
+        if truth:
+            values.append(len(truth & set(recs.get(user, ())[:n])) / n)
+    return float(np.mean(values)) if values else 0.0
+
+
+def ndcg_at_n(recs: Mapping[str, Sequence[str]], held: Mapping[str, Iterable[str]], n: int = TOP_N) -> float:
+    """Mean over users with held-out items of binary-relevance DCG@``n`` (a hit at position p, from 0,
+    gains 1/log2(p + 2)) over the best possible, min(``n``, |held-out|) hits at the top."""
+    values = []
+    for user, items in held.items():
+        truth = set(items)
+        if truth:
+            dcg = sum(1 / math.log2(p + 2) for p, item in enumerate(recs.get(user, ())[:n]) if item in truth)
+            ideal = sum(1 / math.log2(p + 2) for p in range(min(n, len(truth))))
+            values.append(dcg / ideal)
+    return float(np.mean(values)) if values else 0.0
+
+
+def consumed_share(recs: Mapping[str, Sequence[str]], train: Mapping[str, Iterable[str]]) -> float:
+    """Share of all recommended items that the user already has in training: a recommender that
+    serves them back wastes those places."""
+    total = consumed = 0
+    for user, items in recs.items():
+        seen = set(train.get(user, ()))
+        total += len(items)
+        consumed += sum(1 for item in items if item in seen)
+    return consumed / total if total else 0.0
+
+
+def short_lists(recs: Mapping[str, Sequence[str]], users: Iterable[str], n: int = TOP_N) -> int:
+    """How many of ``users`` get fewer than ``n`` recommendations (a list that ran out)."""
+    return sum(1 for user in users if len(recs.get(user, ())) < n)
+
+
 def coverage_at_n(recs: Mapping[str, Sequence[str]], n_items: int) -> float:
     """|union of all recommendation lists| / number of items in the catalogue."""
     union: set[str] = set()
@@ -144,3 +190,66 @@ def mean_embeddings(
             rows.append(np.mean(np.stack(vectors).astype(np.float64), axis=0))
     dim = len(next(iter(item_vectors.values()))) if item_vectors else 0
     return users, (np.stack(rows) if rows else np.zeros((0, dim)))
+
+
+def item_knn_recommendations(
+    train: Mapping[str, Sequence[str]], users: Iterable[str], n: int = TOP_N
+) -> dict[str, list[str]]:
+    """The classic collaborative anchor: cosine item-item similarity over the binary user x item
+    training matrix, each item's :data:`ITEM_KNN_NEIGHBOURS` nearest kept; a candidate scores the sum
+    of its similarities to the user's training items. Top ``n`` with a positive score, not in the
+    user's training items, ties by item id; a user without training items gets none."""
+    items = sorted({item for seq in train.values() for item in seq}, key=id_key)
+    rows = {user: r for r, user in enumerate(train)}
+    recs: dict[str, list[str]] = {user: [] for user in users}
+    known = [user for user in recs if user in rows]
+    if not known:
+        return recs
+    matrix = _binary_matrix(train, {item: j for j, item in enumerate(items)})
+    similarity = _top_k_rows(_cosine_similarity(matrix), ITEM_KNN_NEIGHBOURS)
+    scores = (matrix[[rows[user] for user in known]] @ similarity).tocsr()
+    for r, user in enumerate(known):
+        candidates = scores.indices[scores.indptr[r] : scores.indptr[r + 1]]
+        values = np.round(scores.data[scores.indptr[r] : scores.indptr[r + 1]], SCORE_DECIMALS)
+        own = matrix.indices[matrix.indptr[rows[user]] : matrix.indptr[rows[user] + 1]]
+        keep = (values > 0) & ~np.isin(candidates, own)
+        order = np.lexsort((candidates[keep], -values[keep]))[:n]
+        recs[user] = [items[j] for j in candidates[keep][order]]
+    return recs
+
+
+def _binary_matrix(train: Mapping[str, Sequence[str]], index: Mapping[str, int]) -> sp.csr_matrix:
+    """Users (in ``train`` order) x items (columns by ``index``), 1 where the user has the item:
+    a repeated interaction counts once."""
+    row = [r for r, seq in enumerate(train.values()) for _ in seq]
+    col = [index[item] for seq in train.values() for item in seq]
+    matrix = sp.csr_matrix((np.ones(len(col)), (row, col)), shape=(len(train), len(index)))
+    matrix.sum_duplicates()
+    matrix.data[:] = 1.0
+    return matrix
+
+
+def _entry_rows(matrix: sp.csr_matrix) -> np.ndarray:
+    """The row of each stored entry of a CSR matrix, aligned with its ``data`` and ``indices``."""
+    return np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+
+
+def _cosine_similarity(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    """Item x item cosine of the binary columns, |U_i ∩ U_j| / sqrt(|U_i| |U_j|), no self-similarity.
+
+    The denominator is one product per pair, so sim(i, j) and sim(j, i) are the same float."""
+    common = (matrix.T @ matrix).tocsr()
+    common.setdiag(0)
+    common.eliminate_zeros()
+    degree = np.asarray(matrix.sum(axis=0)).ravel()
+    common.data = common.data / np.sqrt(degree[_entry_rows(common)] * degree[common.indices])
+    return common
+
+
+def _top_k_rows(similarity: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    """Each row's ``k`` largest entries (ties by column, so by item id), the rest dropped."""
+    rows = _entry_rows(similarity)
+    order = np.lexsort((similarity.indices, -similarity.data, rows))
+    rank = np.arange(len(order)) - similarity.indptr[rows[order]]
+    kept = order[rank < k]
+    return sp.csr_matrix((similarity.data[kept], (rows[kept], similarity.indices[kept])), shape=similarity.shape)

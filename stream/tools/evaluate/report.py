@@ -14,17 +14,23 @@ from typing import Any
 
 import numpy as np
 
+from models.profiles import SegmentProfiles
 from stream.config import load_settings
 from stream.tools.hardware import cpu_model
 from stream.tools.evaluate.events_file import EventFile, StreamLine
 from stream.tools.evaluate.metrics import batch_kmeans, clustering_metrics
 from stream.tools.evaluate.recommend import (
     TOP_N,
+    consumed_share,
     coverage_at_n,
+    item_knn_recommendations,
     mean_embeddings,
+    ndcg_at_n,
     popularity_recommendations,
+    precision_at_n,
     recall_at_n,
     served_recommendations,
+    short_lists,
 )
 from stream.tools.evaluate.streaming import TextVectors, encode_items, final_users, review_texts, stream_once
 
@@ -127,15 +133,7 @@ def evaluate(
                 if anchor is None:
                     anchor = _anchor_recommendations(train, heldout, item_vectors, k, seed, n_catalogue)
                 groups = dict(zip(users, segments.tolist()))
-                recs, fallback = popularity_recommendations(train, heldout, groups)
-                served = served_recommendations(run.profiles, groups, train, heldout)
-                row |= {
-                    f"recall@{TOP_N}_segments": recall_at_n(recs, heldout),
-                    f"coverage@{TOP_N}_segments": coverage_at_n(recs, n_catalogue),
-                    f"recall@{TOP_N}_served": recall_at_n(served, heldout),
-                    f"coverage@{TOP_N}_served": coverage_at_n(served, n_catalogue),
-                    "users_without_segment_given_global": fallback,
-                } | anchor
+                row |= _segment_recommendations(run.profiles, groups, train, heldout, n_catalogue) | anchor
             per_order.append(row)
             if progress:
                 sys.stderr.write(
@@ -180,6 +178,40 @@ def evaluate(
     return report
 
 
+def _figures(
+    name: str, recs: Mapping[str, Sequence[str]], heldout: Mapping[str, Sequence[str]], catalogue: int
+) -> dict[str, float]:
+    """Recall, precision, NDCG and coverage at :data:`TOP_N` of one recommender, keyed by its name."""
+    return {
+        f"recall@{TOP_N}_{name}": recall_at_n(recs, heldout),
+        f"precision@{TOP_N}_{name}": precision_at_n(recs, heldout),
+        f"ndcg@{TOP_N}_{name}": ndcg_at_n(recs, heldout),
+        f"coverage@{TOP_N}_{name}": coverage_at_n(recs, catalogue),
+    }
+
+
+def _segment_recommendations(
+    profiles: SegmentProfiles,
+    groups: Mapping[str, int],
+    train: Mapping[str, Sequence[str]],
+    heldout: Mapping[str, Sequence[str]],
+    catalogue: int,
+) -> dict[str, float | int]:
+    """The streaming segments' popularity, and what the service serves from their profiles; the
+    served lists also say how many places go to items already consumed and how many run short."""
+    recs, fallback = popularity_recommendations(train, heldout, groups)
+    served = served_recommendations(profiles, groups, train, heldout)
+    return (
+        _figures("segments", recs, heldout, catalogue)
+        | _figures("served", served, heldout, catalogue)
+        | {
+            f"already_consumed@{TOP_N}_served": consumed_share(served, train),
+            f"users_short@{TOP_N}_served": short_lists(served, heldout),
+            "users_without_segment_given_global": fallback,
+        }
+    )
+
+
 def _anchor_recommendations(
     train: Mapping[str, Sequence[str]],
     heldout: Mapping[str, Sequence[str]],
@@ -188,18 +220,18 @@ def _anchor_recommendations(
     seed: int,
     catalogue: int,
 ) -> dict[str, float]:
-    """Global popularity, and batch KMeans on users' plain mean item embeddings + the same
-    segment-popularity recommender: references computed in the same run."""
+    """Global popularity, batch KMeans on users' plain mean item embeddings + the same
+    segment-popularity recommender, and item-kNN: references computed in the same run."""
     global_recs, _ = popularity_recommendations(train, heldout)
     users, means = mean_embeddings(train, item_vectors)
     labels, _ = batch_kmeans(means, k, seed)
     mean_recs, _ = popularity_recommendations(train, heldout, dict(zip(users, labels.tolist())))
-    return {
-        f"recall@{TOP_N}_global": recall_at_n(global_recs, heldout),
-        f"coverage@{TOP_N}_global": coverage_at_n(global_recs, catalogue),
-        f"recall@{TOP_N}_batch_mean": recall_at_n(mean_recs, heldout),
-        f"coverage@{TOP_N}_batch_mean": coverage_at_n(mean_recs, catalogue),
-    }
+    knn_recs = item_knn_recommendations(train, heldout)
+    return (
+        _figures("global", global_recs, heldout, catalogue)
+        | _figures("batch_mean", mean_recs, heldout, catalogue)
+        | _figures("item_knn", knn_recs, heldout, catalogue)
+    )
 
 
 def hardware(encoder: Any = None) -> dict[str, Any]:

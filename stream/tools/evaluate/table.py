@@ -7,6 +7,14 @@ from typing import Any
 from stream.tools.evaluate.metrics import DUNN_SAMPLE, SILHOUETTE_SAMPLE
 from stream.tools.evaluate.recommend import TOP_N
 
+RANKING_METRICS = {"recall": "recall", "precision": "precision", "ndcg": "NDCG", "coverage": "coverage"}
+
+
+def _recommender_rows(name: str, label: str) -> list[tuple[str, str, str]]:
+    """One recommender's ranking figures together, so recommenders read as blocks."""
+    return [(f"{key}@{TOP_N}_{name}", f"{shown}@{TOP_N} {label}", ".4f") for key, shown in RANKING_METRICS.items()]
+
+
 ROWS: list[tuple[str, str, str]] = [
     # (metric, label, format)
     ("users", "users (with a vector and a segment)", "d"),
@@ -24,14 +32,13 @@ ROWS: list[tuple[str, str, str]] = [
     ("ari_vs_labels", "ARI segments vs labels", ".4f"),
     ("batch_nmi_vs_labels", "NMI batch vs labels (reference)", ".4f"),
     ("batch_ari_vs_labels", "ARI batch vs labels (reference)", ".4f"),
-    (f"recall@{TOP_N}_segments", f"recall@{TOP_N} segment popularity", ".4f"),
-    (f"coverage@{TOP_N}_segments", f"coverage@{TOP_N} segment popularity", ".4f"),
-    (f"recall@{TOP_N}_served", f"recall@{TOP_N} as served (decayed profiles)", ".4f"),
-    (f"coverage@{TOP_N}_served", f"coverage@{TOP_N} as served (decayed profiles)", ".4f"),
-    (f"recall@{TOP_N}_global", f"recall@{TOP_N} global popularity", ".4f"),
-    (f"coverage@{TOP_N}_global", f"coverage@{TOP_N} global popularity", ".4f"),
-    (f"recall@{TOP_N}_batch_mean", f"recall@{TOP_N} batch KMeans on mean emb.", ".4f"),
-    (f"coverage@{TOP_N}_batch_mean", f"coverage@{TOP_N} batch KMeans on mean emb.", ".4f"),
+    *_recommender_rows("segments", "segment popularity"),
+    *_recommender_rows("served", "as served (decayed profiles)"),
+    (f"already_consumed@{TOP_N}_served", f"share of served top-{TOP_N} already consumed", ".4f"),
+    (f"users_short@{TOP_N}_served", f"held-out users served fewer than {TOP_N}", "d"),
+    *_recommender_rows("global", "global popularity"),
+    *_recommender_rows("batch_mean", "batch KMeans on mean emb."),
+    *_recommender_rows("item_knn", "item-kNN (collaborative anchor)"),
     ("stream_wall_s", "streaming wall time, s", ".2f"),
     ("events_per_s", "streaming events/s", ",.0f"),
     ("applied", "events applied", ",.0f"),

@@ -45,6 +45,7 @@ function drawSegments(data) {
     row.append(
       id,
       el("td", { class: "label" }, s.label),
+      el("td", { class: `num ${s.evidence?.thin ? "thin" : ""}` }, evidence(s.evidence)),
       el("td", { class: "num" }, String(s.size)),
       el("td", { class: "num" }, `${(100 * s.share).toFixed(1)}%`),
       el("td", { class: `num ${s.change > 0 ? "up" : s.change < 0 ? "down" : ""}` }, change),
@@ -170,7 +171,13 @@ function select(segment) {
   refreshPortrait();
 }
 
-// The portrait's lists as bars; a list the worker does not send is left out.
+// How much backs a portrait: effective events, and "thin" below the worker's floor.
+function evidence(e) {
+  if (!e) return "";
+  return `${Math.round(e.events).toLocaleString()} events${e.thin ? " · thin" : ""}`;
+}
+
+// The portrait's lists as bars, in the order the worker ranked them; a list it does not send is left out.
 function bars(title, rows, segment) {
   const box = el("div", { class: "bars" });
   box.append(el("h3", {}, title));
@@ -187,13 +194,14 @@ function bars(title, rows, segment) {
 
 function drawPortrait(p) {
   const segment = state.selected;
-  document.getElementById("portrait-title").textContent = `Portrait of segment ${segment}: ${p.label ?? ""} (${p.size ?? "?"} users)`;
+  document.getElementById("portrait-title").textContent =
+    `Portrait of segment ${segment}: ${p.label ?? ""} (${p.size ?? "?"} users, based on ${evidence(p.evidence)})`;
   const list = (name) => (Array.isArray(p[name]) ? p[name] : []);
   const number = (v) => (typeof v === "number" ? v : 0);
   const sections = [
-    ["Top terms", list("top_terms").map((t) => ({ name: t.term, value: number(t.score), text: number(t.score).toFixed(2) }))],
+    ["Terms (lift over everyone)", list("top_terms").map((t) => ({ name: t.term, value: number(t.lift), text: `${number(t.lift).toFixed(1)}×` }))],
     ["Categories (lift over everyone)", list("top_categories").map((c) => ({ name: c.category, value: number(c.lift), text: `${number(c.lift).toFixed(1)}×` }))],
-    ["Most distinctive items", list("top_items").map((i) => ({ name: i.title || i.item_id, value: number(i.score), text: number(i.score).toFixed(2) }))],
+    ["Most distinctive items (lift)", list("top_items").map((i) => ({ name: i.title || i.item_id, value: number(i.lift), text: `${number(i.lift).toFixed(1)}×` }))],
     ["Action mix", Object.entries(p.actions ?? {}).map(([a, v]) => {
       const share = typeof v === "number" ? v : number(v.share);
       return { name: a, value: share, text: `${(100 * share).toFixed(0)}%` };

@@ -137,6 +137,24 @@ def test_refresh_keeps_ids_of_unchanged_users_and_reseeds_an_empty_segment():
     assert {after[f"u{i}"] for i in range(60)} >= {lost}
 
 
+def test_a_segment_the_census_counts_empty_is_not_reseeded_while_reservoir_users_are_nearest_to_it():
+    """Sweeps reach a worker's users a share per version: right after a version the census can
+    count no one in a segment whose users are on their way. That is no dead centroid."""
+    rng = np.random.default_rng(4)
+    model = model_of(3, 8, seed_users=90, refresh_every=100)
+    stats = model.new_stats()
+    for i, vector in enumerate(blobs(rng, 30, np.eye(3, 8) * 4)):
+        stats.observe(f"u{i}", vector, None)
+    model.learn(stats)
+    model.census = {0: np.array([50, 40, 0])}
+    model.sizes = model.census[0]
+    assert model.empty_segments() == []
+    model.updates_since_refresh = 10  # ten times sooner would be due, were a segment dead
+    assert not model.needs_refresh()
+    model.centroids[2] = -model.centroids[0] * 10  # now no user is nearest: dead
+    assert model.empty_segments() == [2] and model.needs_refresh()
+
+
 def test_a_batch_step_equals_single_steps_without_forgetting():
     rng = np.random.default_rng(7)
     start = rng.standard_normal((2, 4))

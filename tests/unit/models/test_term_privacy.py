@@ -85,8 +85,9 @@ def test_a_term_collects_at_most_min_users_hashes():
 
 def test_a_portrait_from_before_the_threshold_loses_its_terms():
     old = SegmentProfiles(k=1, half_life_s=86_400.0)
-    old.add_review(0, "private words", T0, "u1")
-    old.add_action(0, "sku-1", ["Drama"], "view", 1.0, T0)
+    for _ in range(2):
+        old.add_review(0, "private words", T0, "u1")
+        old.add_action(0, "sku-1", ["Drama"], "view", 1.0, T0)
     doc = old.to_doc()
     del doc["term_min_users"]
     restored = SegmentProfiles.from_doc(doc)

@@ -82,6 +82,22 @@ def test_with_few_users_the_owner_seeds_once_the_input_went_quiet():
     assert not owner.tick()  # once
 
 
+def test_a_dead_centroid_is_refreshed_once_the_input_went_quiet():
+    """A backlog worked off, then silence: the updates that would make a refresh due are not
+    coming, and a segment no user is nearest to would stay empty."""
+    clock = Clock()
+    owner = ModelOwner(new_segmentation(load_settings(env={}, k=2, seed_users=4), 2), 1.0, seed_idle_s=10.0, clock=clock)
+    owner.receive(update_with(owner.segmentation, {"a": [1, 0], "b": [0.9, 0.1], "c": [0, 1], "d": [0.1, 0.9]}), 0)
+    model = owner.segmentation.model
+    model.centroids[1] = [-1.0, -1.0]  # drifted where no user is
+    model.updates_since_refresh = 1
+    clock.now += 9
+    assert not owner.tick()
+    clock.now += 2
+    assert owner.tick() and model.history[-1]["reseeded_empty"] == [1] and model.empty_segments() == []
+    assert not owner.tick()  # alive again: nothing to do
+
+
 def test_an_update_that_would_make_the_model_non_finite_is_refused():
     owner = ModelOwner(new_segmentation(SETTINGS, 2), publish_interval_s=1.0, clock=Clock())
     for bad in ([np.nan, 0.0], [np.inf, 1.0], [0.0, 0.0]):

@@ -21,9 +21,10 @@ def context() -> SimpleNamespace:
     model.sizes[:] = [3, 1]
     model.history.append({"event": "seed", "version": 1, "ts": TS})
     profiles = SegmentProfiles(k=2, half_life_s=86400.0)
-    profiles.add_action(0, "amelie", ["Comedy"], "purchase", 3.0, TS)
-    profiles.add_action(0, "no-title", ["Comedy"], "view", 1.0, TS)
-    profiles.add_action(1, "gone", ["Drama"], "view", 1.0, TS)
+    for _ in range(4):
+        profiles.add_action(0, "amelie", ["Comedy"], "purchase", 3.0, TS)
+        profiles.add_action(0, "no-title", ["Comedy"], "view", 1.0, TS)
+        profiles.add_action(1, "gone", ["Drama"], "view", 1.0, TS)
     catalogue = {
         "amelie": CatalogueItem(VECTOR, ("Comedy",), "Amélie (2001)"),
         "no-title": CatalogueItem(VECTOR, ("Comedy",)),  # a row written before titles
