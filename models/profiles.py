@@ -29,10 +29,9 @@ shows only once ``term_min_users`` users used it (models/term_privacy.py).
 
 from __future__ import annotations
 
-import heapq
 import json
 import math
-from collections.abc import Container, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -238,23 +237,16 @@ class SegmentProfiles:
             self._portraits = Portraits(self._segments, self._scale())
         return self._portraits
 
-    def popular_items(self, segment: int | None, n: int, exclude: Container[str] = frozenset()) -> list[str]:
-        """The n items with the highest decayed weighted count in ``segment`` (None: all segments),
-        skipping those ``in exclude`` (a set, or any container: only ``in`` is used).
-
-        Ties go to the smaller item id, so the same state always recommends the same list.
-        """
-        if n <= 0:
-            return []
-        if segment is None:
-            counts: dict[str, float] = {}
-            for seg in self._segments:
-                for item, count in seg.items.items():
-                    counts[item] = counts.get(item, 0.0) + count
-        else:
-            counts = self._segment(segment).items
-        ranked = heapq.nsmallest(n, ((i, c) for i, c in counts.items() if i not in exclude), key=lambda p: (-p[1], p[0]))
-        return [i for i, _ in ranked]
+    def item_counts(self, segment: int | None) -> dict[str, float]:
+        """The decayed weighted count of each item in ``segment`` (None: all segments), in
+        stored units: only their ratios mean something (shares, rankings)."""
+        if segment is not None:
+            return dict(self._segment(segment).items)
+        counts: dict[str, float] = {}
+        for seg in self._segments:
+            for item, count in seg.items.items():
+                counts[item] = counts.get(item, 0.0) + count
+        return counts
 
     # --- persistence -----------------------------------------------------------------------
 

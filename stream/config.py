@@ -85,7 +85,7 @@ class Settings:
     max_future_s: float = 86_400.0
     earliest_event_time: str = "1990-01-01T00:00:00Z"
     pending_max: int = 500
-    seen_items_max: int = 200
+    seen_items_max: int = 50
     user_id_salt: str = ""
     # Model
     k: int = 8
@@ -221,7 +221,7 @@ HELP: dict[str, str] = {
     "earliest_event_time": "events stamped before this (ISO-8601) are dead-lettered",
     "pending_max": "behaviours on items not yet in the catalogue held per user before the oldest "
     "is dead-lettered",
-    "seen_items_max": "items per user remembered so recommendations skip them",
+    "seen_items_max": "latest items per user listed in the row, for explanations (recommendations skip every item acted on)",
     "user_id_salt": "when set, user ids are replaced at ingestion by HMAC-SHA256(salt, id) (32 hex "
     "characters) before anything is stored or sent; empty: ids are kept (docs/privacy.md)",
     "k": "number of segments",

@@ -6,7 +6,7 @@ Distances are the model's own (:meth:`models.clustering.StreamingKMeans.predict`
 between the user's unit vector and each centroid. Centroids are means of unit vectors, so they
 are not unit themselves, and the distance is not ``1 - cos`` (for a unit centroid it would be
 ``sqrt(2 (1 - cos))``). An item's pull is the cosine between its unit vector and the segment's
-centroid direction. The user's row keeps only 4-byte digests of the items acted on
+centroid direction. The user's row lists only 4-byte digests of the latest items acted on
 (:mod:`stream.core.user_state`): they are matched back to ids by digesting the catalogue's ids
 (:class:`DigestIndex`). Review texts are not kept per user, so no review terms can be given.
 """
@@ -20,7 +20,8 @@ import numpy as np
 
 from models.clustering import StreamingKMeans, squared_distances
 from stream.core.catalogue import Catalogue
-from stream.core.user_state import ITEM_DIGEST_BYTES, UserState, id_digest
+from stream.core.acted_items import item_digest
+from stream.core.user_state import UserState
 
 NEAREST = 3
 TOP_ITEMS = 5
@@ -41,7 +42,7 @@ class DigestIndex:
             ids: dict[int, list[str]] = {}
             for key in list(keys):
                 item_id = key.decode("utf-8", "replace")
-                ids.setdefault(id_digest(item_id, ITEM_DIGEST_BYTES), []).append(item_id)
+                ids.setdefault(item_digest(item_id), []).append(item_id)
             self.ids, self.size = ids, len(keys)
         return self.ids
 

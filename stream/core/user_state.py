@@ -17,13 +17,17 @@ it. The row notes the latest event time whose digest it ever dropped (``dropped_
 an event at or before it is refused whatever the mode: what the row kept is exactly what it
 can tell apart, so a replay on top of pruned rows stays safe.
 
-The table row (:meth:`UserState.to_bytes`, format 3) is binary and small: about 0.9 KB plus
-9 bytes per digest kept (the events inside the dedup horizon, or a replay's) and 4 per
-remembered item. The vector sum is float16 scaled by its largest component (a float32): one
+The items a user acted on are in a scalable Bloom filter (stream/core/acted_items.py), so
+recommendations skip all of them; the last few are also listed, for explanations.
+
+The table row (:meth:`UserState.to_bytes`, format 4) is binary and small: about 0.9 KB plus
+9 bytes per digest kept (the events inside the dedup horizon, or a replay's), 4 per listed
+recent item and 2 to 4.4 per item in the filter. The vector sum is float16 scaled by its largest component (a float32): one
 round trip turns the user's direction by 1 - cosine < 1e-7, 3,000 of them (a row rewritten
 after every event) by 2e-5 at most in tests. Offsets, event-id digests, ref_ts, dropped_until
 and pending events are exact; a digest's event time is rounded up to the minute (it can only be
-kept up to a minute longer). Rows of another format are refused with a clear error.
+kept up to a minute longer). Rows of formats 2 and 3 are read (their item lists fill the filter);
+others are refused with a clear error.
 """
 
 from __future__ import annotations
@@ -31,9 +35,7 @@ from __future__ import annotations
 import hashlib
 import math
 import struct
-from collections.abc import Container
 from dataclasses import dataclass, field
-from functools import lru_cache
 from itertools import accumulate
 from typing import Any
 
@@ -41,18 +43,20 @@ import numpy as np
 
 from stream.contract.changes import SegmentChange
 from stream.contract.records import Source, iso_ms
+from stream.core.acted_items import ActedItems, ActedOn, item_digest
 
-FORMAT = 3  # first byte of a row; format-2 rows (segstream before dropped_until) are read too, others refused
-FORMAT_2 = 2
-ITEM_DIGEST_BYTES = 4  # a collision only hides one item from one user's recommendations
+FORMAT = 4  # first byte of a row; formats 3 (no items filter) and 2 (no dropped_until) are read too
+FORMAT_3, FORMAT_2 = 3, 2
 # Event-id digests a row keeps while a replay runs: 9 bytes each, so a row stays well under the
 # 1 MB a Kafka record (the table's changelog) takes by default; past it the oldest go.
 REPLAY_SEEN_MAX = 50_000
 
 # format, flags, ref_ts, weight, reviews, segment, distance, model_version, dropped_until,
-# vector dim, counts of actions, offsets, pending, seen digests, items
-_FIXED = struct.Struct("<BBddIidQdHHHHIH")
-_FIXED_2 = struct.Struct("<BBddIidQHHHHIH")  # format 2: no dropped_until
+# vector dim, counts of actions, offsets, pending, seen digests, recent items, items filter stages
+_FIXED = struct.Struct("<BBddIidQdHHHHIHB")
+_FIXED_3 = struct.Struct("<BBddIidQdHHHHIH")  # format 3: no items filter
+_FIXED_2 = struct.Struct("<BBddIidQHHHHIH")  # format 2: no dropped_until either
+_FLAGS, _SEGMENT, _PENDING_COUNT = 1, 5, 12  # indices of the fixed fields read alone
 _LENGTH = struct.Struct("<H")  # before each string
 _COUNT = struct.Struct("<I")  # an action's count
 _OFFSET = struct.Struct("<Q")
@@ -76,12 +80,6 @@ def id_digest(event_id: str, size: int = 8) -> int:
     """A stable digest of an event or item id; 8 bytes for event ids (a collision would drop
     an event: a chance of ~5e-17 per event for a user holding 1,000 digests)."""
     return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=size).digest(), "little")
-
-
-@lru_cache(maxsize=65_536)
-def item_digest(item_id: str) -> int:
-    """An item id's digest, remembered: the same items come back event after event."""
-    return id_digest(item_id, ITEM_DIGEST_BYTES)
 
 
 def _text(value: str) -> bytes:
@@ -122,14 +120,6 @@ class _Reader:
         return values
 
 
-@dataclass(frozen=True)
-class _ItemDigests(Container[str]):
-    digests: frozenset[int]
-
-    def __contains__(self, item_id: object) -> bool:
-        return isinstance(item_id, str) and item_digest(item_id) in self.digests
-
-
 @dataclass
 class PendingBehavior:
     """A behaviour on an item the catalogue does not know yet, held until it does."""
@@ -155,7 +145,8 @@ class UserState:
     offsets: dict[str, int] = field(default_factory=dict)  # "topic:partition" -> offset
     seen: dict[int, float] = field(default_factory=dict)  # event-id digest -> event time
     dropped_until: float = -math.inf  # the latest event time whose digest was dropped from seen
-    items: list[int] = field(default_factory=list)  # 4-byte digests of items acted on, newest last
+    items: list[int] = field(default_factory=list)  # 4-byte digests of the latest items acted on, newest last
+    acted: ActedItems = field(default_factory=ActedItems)  # every item acted on
     pending: list[PendingBehavior] = field(default_factory=list)
     # The change event published last for this user, kept to send again, byte for byte, when the
     # worker cannot know it was delivered (a redelivered event: stream/core/pipeline.py).
@@ -236,20 +227,19 @@ class UserState:
         self.actions[action] = self.actions.get(action, 0) + 1
 
     def touch_item(self, item_id: str, keep: int) -> None:
-        """Remember an item the user acted on (the newest ``keep``), not to recommend it back."""
+        """Remember an item the user acted on: in the filter, not to recommend it back; among
+        the newest ``keep`` listed, for explanations."""
         digest = item_digest(item_id)
+        self.acted.add(digest)
         if digest in self.items:
             self.items.remove(digest)
         self.items.append(digest)
         del self.items[:-keep]
 
-    def knows_item(self, item_id: str) -> bool:
-        return item_digest(item_id) in self.items
-
     @property
-    def acted_on(self) -> Container[str]:
-        """The items this user acted on, for ``in`` tests (the row keeps only their digests)."""
-        return _ItemDigests(frozenset(self.items))
+    def acted_on(self) -> ActedOn:
+        """The items this user acted on, for ``in`` tests (the row keeps only a filter)."""
+        return ActedOn(self.acted)
 
     def public_view(self) -> dict[str, Any]:
         """What GET /users/{id} shows."""
@@ -283,7 +273,7 @@ class UserState:
             _FIXED.pack(
                 FORMAT, flags, self.ref_ts, self.weight, self.reviews, self.segment or 0,
                 self.distance or 0.0, self.model_version or 0, self.dropped_until, dim, len(self.actions),
-                len(self.offsets), len(self.pending), len(self.seen), len(self.items),
+                len(self.offsets), len(self.pending), len(self.seen), len(self.items), len(self.acted.stages),
             ),
             _text(self.user_id),
         ]
@@ -299,6 +289,7 @@ class UserState:
             scale = np.abs(vector).max() or np.float32(1.0)
             parts += [_SCALE.pack(scale), (vector / scale).astype("<f2").tobytes()]
         parts.append(struct.pack(f"<{len(self.items)}I", *self.items))
+        parts.append(self.acted.to_bytes())
         if self.seen:
             n = len(self.seen)
             minutes = np.ceil(np.fromiter(self.seen.values(), np.float64, n) / 60.0).astype(np.int64)
@@ -317,24 +308,24 @@ class UserState:
     def held_in(raw: bytes) -> int:
         """How many behaviours a row holds for unknown items, read from its fixed fields alone."""
         fields = _fixed_fields(raw)
-        return 0 if fields is None else fields[-3]
+        return 0 if fields is None else fields[_PENDING_COUNT]
 
     @staticmethod
     def has_last_change(raw: bytes) -> bool:
         """Whether a row keeps a last change event, read from its fixed fields alone."""
         fields = _fixed_fields(raw)
-        return fields is not None and bool(fields[1] & _HAS_LAST_CHANGE)
+        return fields is not None and bool(fields[_FLAGS] & _HAS_LAST_CHANGE)
 
     @staticmethod
     def segment_in(raw: bytes) -> int | None:
         """A row's segment (None: none yet), read from its fixed fields alone."""
         fields = _fixed_fields(raw)
-        return fields[5] if fields is not None and fields[1] & _HAS_SEGMENT else None
+        return fields[_SEGMENT] if fields is not None and fields[_FLAGS] & _HAS_SEGMENT else None
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> UserState:
         try:
-            if raw[:1] not in (bytes([FORMAT]), bytes([FORMAT_2])):
+            if raw[:1] not in (bytes([FORMAT]), bytes([FORMAT_3]), bytes([FORMAT_2])):
                 raise ValueError(f"first byte {raw[:1]!r}")
             return cls._read(_Reader(raw))
         except (struct.error, ValueError, UnicodeDecodeError) as exc:
@@ -346,13 +337,12 @@ class UserState:
 
     @classmethod
     def _read(cls, r: _Reader) -> UserState:
-        if r.raw[:1] == bytes([FORMAT_2]):  # what format 2 pruned is older than its oldest digest kept
-            (_, flags, ref_ts, weight, reviews, segment, distance, model_version, dim,
-             n_actions, n_offsets, n_pending, n_seen, n_items) = r.take(_FIXED_2)
-            dropped_until = math.nan
-        else:
-            (_, flags, ref_ts, weight, reviews, segment, distance, model_version, dropped_until, dim,
-             n_actions, n_offsets, n_pending, n_seen, n_items) = r.take(_FIXED)
+        fields = _fixed_fields(r.raw)
+        if fields is None:
+            raise ValueError("row ends inside its fixed fields")
+        (_, flags, ref_ts, weight, reviews, segment, distance, model_version, dropped_until, dim,
+         n_actions, n_offsets, n_pending, n_seen, n_items, n_stages) = fields
+        r.pos = {FORMAT: _FIXED, FORMAT_3: _FIXED_3, FORMAT_2: _FIXED_2}[r.raw[0]].size
         state = cls(
             r.text(),
             weight=weight,
@@ -373,6 +363,11 @@ class UserState:
             (scale,) = r.take(_SCALE)
             state.vector_sum = r.array("<f2", dim).astype(np.float32) * np.float32(scale)
         state.items = list(r.values("I", n_items))
+        if r.raw[0] == FORMAT:
+            state.acted, size = ActedItems.from_bytes(r.raw[r.pos :], n_stages)
+            r.pos += size
+        else:
+            state.acted = ActedItems.of(state.items)
         if n_seen:
             digests = r.values("Q", n_seen)
             (first,) = r.take(_MINUTE)
@@ -390,13 +385,15 @@ class UserState:
 
 
 def _fixed_fields(raw: bytes) -> tuple[Any, ...] | None:
-    """A row's fixed fields, in format 3's order (format 2's with a NaN dropped_until); None
-    for a row of no known format."""
+    """A row's fixed fields, in format 4's order (format 3's with no filter stages, format 2's
+    also with a NaN dropped_until); None for a row of no known format."""
     if raw[:1] == bytes([FORMAT]) and len(raw) >= _FIXED.size:
         return _FIXED.unpack_from(raw)
+    if raw[:1] == bytes([FORMAT_3]) and len(raw) >= _FIXED_3.size:
+        return (*_FIXED_3.unpack_from(raw), 0)
     if raw[:1] == bytes([FORMAT_2]) and len(raw) >= _FIXED_2.size:
         fields = _FIXED_2.unpack_from(raw)
-        return (*fields[:8], math.nan, *fields[8:])
+        return (*fields[:8], math.nan, *fields[8:], 0)
     return None
 
 

@@ -9,6 +9,7 @@ from faust.web import Request, Response, View
 
 from stream.contract.records import iso_ms
 from stream.core.catalogue import titled
+from stream.core.recommendations import recommend
 from stream.factories import PROFILE_MAX_ITEMS, PROFILE_MAX_TERMS
 from stream.worker.context import WorkerContext
 from stream.worker.forget import forget_held
@@ -74,14 +75,18 @@ def segment_portrait(ctx: WorkerContext, segment: int, top: int) -> dict[str, An
 
 
 def recommendations(ctx: WorkerContext, user_id: str, k: int) -> dict[str, Any]:
+    """GET /users/{id}/recommendations: stream/core/recommendations.py, items named by title."""
     state = ctx.users.get(user_id)
     segment = None if state is None else state.segment
-    items = ctx.local.profiles.popular_items(segment, k, frozenset() if state is None else state.acted_on)
+    vector = None if state is None else state.vector
+    acted = frozenset() if state is None else state.acted_on
+    items = recommend(ctx.local.profiles, ctx.catalogue, segment, vector, acted, k)
+    titles = titled(ctx.catalogue, [r.item_id for r in items])
     return {
         "user_id": user_id,
         "segment": segment,
-        "source": "global popularity (cold user)" if segment is None else "segment popularity",
-        "items": titled(ctx.catalogue, items),
+        "source": "global popularity (cold user)" if segment is None else "segment popularity and the user's taste",
+        "items": [r.to_doc() | named for r, named in zip(items, titles)],
     }
 
 

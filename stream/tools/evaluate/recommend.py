@@ -11,6 +11,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from models.profiles import SegmentProfiles
+from stream.core.catalogue import Catalogue
+from stream.core import recommendations
+from stream.core.user_state import UserState
 
 TOP_N = 10
 ITEM_KNN_NEIGHBOURS = 50
@@ -110,14 +113,22 @@ def popularity_recommendations(
 
 def served_recommendations(
     profiles: SegmentProfiles,
-    groups: Mapping[str, int],
-    train: Mapping[str, Sequence[str]],
+    catalogue: Catalogue,
+    states: Mapping[str, UserState],
     heldout: Mapping[str, Iterable[str]],
     n: int = TOP_N,
 ) -> dict[str, list[str]]:
-    """What GET /users/{id}/recommendations serves: the segment's decayed profile popularity
-    (global for a user without a segment), minus the user's own training items."""
-    return {user: profiles.popular_items(groups.get(user), n, set(train.get(user, ()))) for user in heldout}
+    """What GET /users/{id}/recommendations serves (stream/core/recommendations.py), from each
+    user's row as the stream left it: segment, vector and the filter of items acted on."""
+    recs = {}
+    for user in heldout:
+        state = states.get(user)
+        if state is None:
+            recs[user] = [r.item_id for r in recommendations.recommend(profiles, catalogue, None, None, frozenset(), n)]
+        else:
+            served = recommendations.recommend(profiles, catalogue, state.segment, state.vector, state.acted_on, n)
+            recs[user] = [r.item_id for r in served]
+    return recs
 
 
 def recall_at_n(recs: Mapping[str, Sequence[str]], held: Mapping[str, Iterable[str]]) -> float:

@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from models.profiles import SegmentProfiles
 from stream.config import load_settings
 from stream.tools.hardware import cpu_model
 from stream.tools.evaluate.events_file import EventFile, StreamLine
@@ -133,7 +132,8 @@ def evaluate(
                 if anchor is None:
                     anchor = _anchor_recommendations(train, heldout, item_vectors, k, seed, n_catalogue)
                 groups = dict(zip(users, segments.tolist()))
-                row |= _segment_recommendations(run.profiles, groups, train, heldout, n_catalogue) | anchor
+                served = served_recommendations(run.profiles, catalogue_items, run.states, heldout)
+                row |= _segment_recommendations(served, groups, train, heldout, n_catalogue) | anchor
             per_order.append(row)
             if progress:
                 sys.stderr.write(
@@ -191,7 +191,7 @@ def _figures(
 
 
 def _segment_recommendations(
-    profiles: SegmentProfiles,
+    served: Mapping[str, Sequence[str]],
     groups: Mapping[str, int],
     train: Mapping[str, Sequence[str]],
     heldout: Mapping[str, Sequence[str]],
@@ -200,7 +200,6 @@ def _segment_recommendations(
     """The streaming segments' popularity, and what the service serves from their profiles; the
     served lists also say how many places go to items already consumed and how many run short."""
     recs, fallback = popularity_recommendations(train, heldout, groups)
-    served = served_recommendations(profiles, groups, train, heldout)
     return (
         _figures("segments", recs, heldout, catalogue)
         | _figures("served", served, heldout, catalogue)

@@ -80,11 +80,13 @@ def test_roundtrip_bytes_and_size():
     assert (back.user_id, back.segment, back.distance, back.model_version) == ("user-1", 3, 0.5, 7)
     assert (back.reviews, back.actions, back.weight, back.ref_ts) == (2, {"view": 4}, 1.0, 5.0)
     assert back.pending == state.pending and back.offsets == state.offsets
-    assert back.items == state.items and back.knows_item("item7") and not back.knows_item("item40")
+    assert back.items == state.items and back.acted == state.acted
+    assert "item7" in back.acted_on and "item40" not in back.acted_on
     assert set(back.seen) == set(state.seen) and len(back.seen) == 40
-    # float16 vector, an 8-byte digest and a 1-byte time step per event, 4 bytes an item, and
-    # about 170 bytes of fixed fields, strings, the offset and the pending event
-    assert len(raw) <= 384 * 2 + 40 * (8 + 1 + 4) + 170
+    # float16 vector, an 8-byte digest and a 1-byte time step per event, 4 bytes a listed item,
+    # the filter's first stage (4 + 100 bytes), and about 170 bytes of fixed fields, strings, the
+    # offset and the pending event
+    assert len(raw) <= 384 * 2 + 40 * (8 + 1 + 4) + 104 + 170
 
 
 def test_no_vector_no_segment_roundtrip():
@@ -150,7 +152,7 @@ def test_rows_of_another_format_are_refused_clearly():
     with pytest.raises(ValueError, match="SEGSTREAM_APP_ID"):
         UserState.from_bytes(old)
     raw = UserState("u", segment=1).to_bytes()
-    with pytest.raises(ValueError, match="format-3"):
+    with pytest.raises(ValueError, match="format-4"):
         UserState.from_bytes(raw[:-1])
     with pytest.raises(ValueError, match="its fields"):
         UserState.from_bytes(raw + b"\x00")
@@ -206,8 +208,34 @@ def test_rows_of_format_2_are_read_with_what_they_may_have_dropped():
     for day in (35, 38, 40):
         state.mark_applied(f"e{day}", day * DAY, Source("behaviors", 0, day), horizon_s=30 * DAY)
     row = state.to_bytes()
-    fixed = struct.unpack_from("<BBddIidQdHHHHIH", row)
-    format_2 = struct.pack("<BBddIidQHHHHIH", 2, *fixed[1:8], *fixed[9:]) + row[struct.calcsize("<BBddIidQdHHHHIH"):]
+    fixed = struct.unpack_from("<BBddIidQdHHHHIHB", row)
+    format_2 = struct.pack("<BBddIidQHHHHIH", 2, *fixed[1:8], *fixed[9:-1]) + row[struct.calcsize("<BBddIidQdHHHHIHB"):]
     read = UserState.from_bytes(format_2)
     assert read.seen == roundtrip(state).seen and read.offsets == state.offsets
     assert read.dropped(34 * DAY) and not read.dropped(35 * DAY)  # older than its oldest digest: maybe pruned
+
+
+def test_rows_of_format_3_fill_the_items_filter_from_their_item_list():
+    state = UserState("u")
+    for n in range(30):
+        state.touch_item(f"item{n}", keep=200)
+    row = state.to_bytes()
+    fixed = struct.unpack_from("<BBddIidQdHHHHIHB", row)
+    size = struct.calcsize("<BBddIidQdHHHHIHB")
+    items_end = size + 2 + len("u") + 4 * 30
+    format_3 = struct.pack("<BBddIidQdHHHHIH", 3, *fixed[1:-1]) + row[size:items_end] + row[items_end + len(state.acted.to_bytes()):]
+    read = UserState.from_bytes(format_3)
+    assert read.items == state.items and read.acted == state.acted and read.to_bytes() == row
+
+
+def test_a_heavy_user_never_gets_an_item_back_however_long_ago_they_acted_on_it():
+    """A 200-item list forgot the older items of users with more; the filter does not."""
+    state = UserState("heavy")
+    for n in range(1000):
+        state.touch_item(f"movie-{n}", keep=50)
+    back = UserState.from_bytes(state.to_bytes())
+    assert all(f"movie-{n}" in back.acted_on for n in range(1000)) and len(back.items) == 50
+    never = [f"other-{n}" for n in range(20_000)]
+    assert back.acted_on.among(never).mean() < 0.01  # the filter's false-positive bound
+    assert 990 <= back.acted.count < 1000  # an item taken for one already added is not added again
+    assert len(back.acted.to_bytes()) < 4.4 * 1000

@@ -55,8 +55,22 @@ def test_a_portrait_and_recommendations_name_items_by_title_where_the_catalogue_
     assert titles == {"amelie": "Amélie (2001)", "no-title": None}
     assert portrait["top_items"][0]["share"] == pytest.approx(0.75)
     recs = recommendations(ctx, "cold-user", 3)
-    assert recs["items"] == [
-        {"item_id": "amelie", "title": "Amélie (2001)"},
-        {"item_id": "gone", "title": None},  # no longer in the catalogue
-        {"item_id": "no-title", "title": None},
+    assert [(r["item_id"], r["title"]) for r in recs["items"]] == [
+        ("amelie", "Amélie (2001)"),
+        ("gone", None),  # no longer in the catalogue
+        ("no-title", None),
     ]
+    assert [r["share"] for r in recs["items"]] == pytest.approx([0.6, 0.2, 0.2])
+    assert all(r["reason"].startswith("popular with everyone") and r["similarity"] is None for r in recs["items"])
+
+
+def test_a_users_recommendations_skip_what_they_acted_on_and_fill_up_from_everyone():
+    ctx = context()
+    user = UserState("u1", segment=1, vector_sum=VECTOR.copy())
+    user.touch_item("amelie", keep=50)
+    ctx.users["u1"] = user
+    recs = recommendations(ctx, "u1", 5)
+    items = [r["item_id"] for r in recs["items"]]
+    assert items == ["gone", "no-title"]  # segment 1's one item, then everyone's; amelie was seen
+    assert recs["items"][0]["reason"] == "popular in segment 1 (100.0% of its behaviour)"
+    assert recs["items"][1]["similarity"] == pytest.approx(1.0) and "similarity to your taste 1.00" in recs["items"][1]["reason"]
