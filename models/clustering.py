@@ -356,13 +356,17 @@ class StreamingKMeans:
         self, old: np.ndarray, new: np.ndarray, matrix: np.ndarray, kind: str, reseeded: list[int], **detail: Any
     ) -> None:
         before = inertia(matrix, old)
-        self.centroids = new
-        self.reseeded = reseeded
-        counts = np.bincount(nearest(matrix, new), minlength=self.k).astype(np.float64)
         users = list(self.assigned)
         current = np.fromiter(self.assigned.values(), dtype=np.int64, count=len(users))
         vectors = np.stack([self.reservoir[u] for u in users]) if users else np.zeros((0, self.dim))
-        moved = int((self.predict(vectors, current)[0] != current).sum())
+        # moved by this refresh: the segment a user gets now against the one the old centroids
+        # give them (an assignment made before their latest vector would move them anyway)
+        self.centroids = old
+        held = self.predict(vectors, current)[0]
+        self.centroids = new
+        self.reseeded = reseeded
+        counts = np.bincount(nearest(matrix, new), minlength=self.k).astype(np.float64)
+        moved = int((self.predict(vectors, current)[0] != held).sum())
         self.weights = np.maximum(self.weights, counts)
         self.updates_since_refresh = 0
         self._record(
