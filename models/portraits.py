@@ -6,7 +6,8 @@ the segment that have it, plus a prior, over the events expected from everyone's
 the same prior. ``(observed + PRIOR) / (expected + PRIOR)`` is near 1 for keys everyone has
 (the catalogue's biggest genre, its blockbusters, "said"), grows with how much more often the
 segment has the key, and stays modest on few events (a key seen once cannot top a portrait);
-keys with fewer than ``MIN_SUPPORT`` events are not ranked at all. Every count is first turned
+keys with fewer than ``MIN_SUPPORT`` events come after all the others (a small shop still sees
+what its few users did) and never make a label. Every count is first turned
 into effective events (models/segment_counts.py): a segment's shares times its effective number
 of events. Decay then changes how many events back a portrait, never which keys set it apart:
 raw decayed weights of 2004 articles beside today's reviews made every old word look equally
@@ -44,7 +45,8 @@ class Ranked:
 
 
 def rank(counts: Sequence[dict[str, float]], masses: Sequence[float], evidence: Sequence[float]) -> list[list[Ranked]]:
-    """Every segment's keys with enough support, by smoothed lift (then events, then key).
+    """Every segment's keys, those with ``MIN_SUPPORT`` events first, each part by smoothed
+    lift (then events, then key).
     ``counts[s]``: segment s's decayed counts; ``masses[s]``: the decayed weight of the events
     they share out (each key's share is its count over it); ``evidence[s]``: effective events."""
     shares = [{key: c / m for key, c in seg.items() if c > 0} if m > 0 else {} for seg, m in zip(counts, masses)]
@@ -59,9 +61,8 @@ def rank(counts: Sequence[dict[str, float]], masses: Sequence[float], evidence: 
         rows = [
             Ranked(key, events, seg_shares[key], (events + PRIOR_EVENTS) / (n * totals[key] / everyone + PRIOR_EVENTS))
             for key, events in seg_events.items()
-            if events >= MIN_SUPPORT
         ]
-        ranked.append(sorted(rows, key=lambda r: (-r.lift, -r.events, r.key)))
+        ranked.append(sorted(rows, key=lambda r: (r.events < MIN_SUPPORT, -r.lift, -r.events, r.key)))
     return ranked
 
 
@@ -101,9 +102,9 @@ class Portraits:
         return self.review_events[segment] + self.behaviour_events[segment]
 
     def _label_candidates(self, segment: int) -> list[str]:
-        """Distinctive terms (lift above 1), else distinctive categories."""
+        """Distinctive terms (lift above 1, with support), else distinctive categories."""
         for ranked in (self.terms[segment], self.categories[segment]):
-            keys = [r.key for r in ranked if r.lift > 1.0]
+            keys = [r.key for r in ranked if r.lift > 1.0 and r.events >= MIN_SUPPORT]
             if keys:
                 return keys
         return []

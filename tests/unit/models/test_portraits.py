@@ -26,11 +26,11 @@ def test_effective_events_count_equal_weights_and_only_the_recent_once_old_ones_
     assert effective_events(0.0, 0.0) == 0.0
 
 
-def test_rank_is_smoothed_lift_over_keys_with_support_and_the_order_is_the_lift():
+def test_rank_is_smoothed_lift_keys_with_support_first_and_the_order_is_the_lift():
     counts = [{"Sci-Fi": 30.0, "Drama": 50.0, "Noir": 1.0}, {"Drama": 90.0, "Comedy": 40.0}]
     ranked = rank(counts, [100.0, 100.0], [100.0, 100.0])
     sci_fi, drama = ranked[0][0], ranked[0][1]
-    assert [r.key for r in ranked[0]] == ["Sci-Fi", "Drama"]  # Noir: one event, no support
+    assert [r.key for r in ranked[0]] == ["Sci-Fi", "Drama", "Noir"]  # Noir: one event, last
     # Sci-Fi: 30 observed, 30 of 200 events overall -> 15 expected in 100
     assert sci_fi.lift == pytest.approx((30 + PRIOR_EVENTS) / (15 + PRIOR_EVENTS))
     assert drama.lift == pytest.approx((50 + PRIOR_EVENTS) / (70 + PRIOR_EVENTS)) and drama.lift < 1
