@@ -11,7 +11,7 @@ import pytest
 from models.portraits import PRIOR_EVENTS, effective_events, rank, unique_labels
 from models.profiles import SegmentProfiles
 from models.tokens import review_terms
-from stream.datasets import bbc
+from stream.datasets import bbc, chinese_reviews
 
 DAY = 86_400.0
 T0 = 1_700_000_000.0
@@ -103,3 +103,19 @@ def test_bbc_keeps_five_labels_of_its_own_topics_when_fresh_articles_join_the_ol
         if label != "tech":
             assert set(after[segment].split(" · ")) & set(before[segment].split(" · "))
     assert mixed.profile(labels.index("tech"))["evidence"]["reviews"] == pytest.approx(108, rel=0.01)
+
+
+def test_fresh_reviews_in_one_segment_leave_the_other_labels_their_own_words():
+    """The issue's case: 108 reviews dated today beside the 2004 articles. On raw decayed
+    weights every old word got the same idf, and four of five labels read "said · year · ..."."""
+    old, labels = bbc_profiles([])
+    mixed, _ = bbc_profiles([])
+    for n, review in enumerate(chinese_reviews.reviews()[:108]):
+        mixed.add_review(labels.index("entertainment"), review.text, time.time() - n, f"reviewer-{n}")
+    before = [p["label"] for p in old.profiles()]
+    after = [p["label"] for p in mixed.profiles()]
+    assert len(set(after)) == 5
+    for segment, label in enumerate(labels):
+        if label != "entertainment":
+            words = after[segment].split(" · ")
+            assert "said" not in words and len(set(words) & set(before[segment].split(" · "))) >= 2, (before, after)
