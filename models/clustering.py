@@ -359,8 +359,7 @@ class StreamingKMeans:
         users = list(self.assigned)
         current = np.fromiter(self.assigned.values(), dtype=np.int64, count=len(users))
         vectors = np.stack([self.reservoir[u] for u in users]) if users else np.zeros((0, self.dim))
-        # moved by this refresh: the segment a user gets now against the one the old centroids
-        # give them (an assignment made before their latest vector would move them anyway)
+        # moved by this refresh: against what the old centroids give (a stale assignment moves anyway)
         self.centroids = old
         held = self.predict(vectors, current)[0]
         self.centroids = new

@@ -35,6 +35,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from models.member_counts import MemberCounts
 from models.portraits import Portraits
 from models.segment_counts import SegmentCounts
 from models.term_privacy import user_hash
@@ -47,6 +48,8 @@ _FORMAT = 1
 _REBASE_HALF_LIVES = 256.0
 # Pruning keeps this share of the bound, so that it runs once per ~10% of new entries.
 _PRUNE_TO = 0.9
+# A count that a subtraction leaves below this share of what it was is rounding, not evidence.
+_RESIDUE = 1e-9
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,11 @@ class SegmentProfiles:
     @classmethod
     def new(cls, params: ProfileParams) -> SegmentProfiles:
         return cls(params.k, params.half_life_s, params.max_terms, params.max_items, params.term_min_users)
+
+    @classmethod
+    def new_like(cls, other: SegmentProfiles) -> SegmentProfiles:
+        """Empty profiles configured as ``other``."""
+        return cls(other.k, other.half_life_s, other.max_terms, other.max_items, other.term_min_users)
 
     @property
     def empty(self) -> bool:
@@ -168,6 +176,42 @@ class SegmentProfiles:
             self._bound_terms(mine)
             if len(mine.items) > self.max_items:
                 mine.items = _prune(mine.items, self.max_items)
+
+    def add_member(self, segment: int, member: MemberCounts, user_id: str) -> None:
+        """Add a user's own counts (models/member_counts.py) to ``segment``: they joined it."""
+        if member.anchor is None:
+            return
+        seg = self._segment(segment)
+        self._stamp(member.ref_ts)
+        assert self._anchor is not None
+        factor = 2.0 ** ((member.anchor - self._anchor) / self.half_life_s)
+        seg.add_totals(member.totals, factor)
+        users = (user_hash(user_id),)
+        for term, count in member.totals.terms.items():
+            self._count_term(seg, term, count * factor, users)
+        for counts, added in zip(seg.counters()[1:], member.totals.counters()[1:]):
+            for key, count in added.items():
+                counts[key] = counts.get(key, 0.0) + count * factor
+        self._bound_terms(seg)
+        if len(seg.items) > self.max_items:
+            seg.items = _prune(seg.items, self.max_items)
+
+    def subtract(self, other: SegmentProfiles) -> None:
+        """Take ``other``'s counts away (members who left, a worker batch's): never below zero,
+        and a key whose count falls to a rounding residue is dropped."""
+        if other._anchor is None or other._ref_ts is None or self._anchor is None:
+            return
+        self._stamp(other._ref_ts)
+        factor = 2.0 ** ((other._anchor - self._anchor) / self.half_life_s)
+        for mine, theirs in zip(self._segments, other._segments):
+            for name, value in theirs.totals().items():
+                kept = getattr(mine, name) - value * (factor * factor if name.endswith("_sq") else factor)
+                setattr(mine, name, max(kept, 0.0))
+            for term, count in {**theirs.candidates.counts, **theirs.terms}.items():
+                _reduce(mine.terms if term in mine.terms else mine.candidates.counts, term, count * factor)
+            for counts, removed in zip(mine.counters()[1:], theirs.counters()[1:]):
+                for key, count in removed.items():
+                    _reduce(counts, key, count * factor)
 
     def forget_user(self, user_id: str) -> None:
         """A forgotten user leaves the candidate terms' users (counts name no one and stay)."""
@@ -289,6 +333,16 @@ class SegmentProfiles:
     @classmethod
     def from_bytes(cls, raw: bytes) -> SegmentProfiles:
         return cls.from_doc(json.loads(raw))
+
+
+def _reduce(counts: dict[str, float], key: str, amount: float) -> None:
+    """``counts[key] -= amount``; the key goes when that leaves nothing but rounding."""
+    before = counts.get(key, 0.0)
+    after = before - amount
+    if after <= _RESIDUE * max(before, amount):
+        counts.pop(key, None)
+    else:
+        counts[key] = after
 
 
 def _check_top(top: int) -> None:

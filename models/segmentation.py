@@ -31,25 +31,34 @@ class SegmentationParams:
 
 @dataclass
 class ModelUpdate:
-    """One worker batch, for the owner: centroid statistics and profile counts."""
+    """One worker batch, for the owner: centroid statistics, profile counts to add (events, and
+    members who joined a segment) and to take away (members who left one)."""
 
     stats: CentroidStats
     profiles: SegmentProfiles
+    removed: SegmentProfiles
 
     def __bool__(self) -> bool:
-        return bool(self.stats) or not self.profiles.empty
+        return bool(self.stats) or not self.profiles.empty or not self.removed.empty
 
     def problem(self) -> str:
         """Why the owner must not learn this update ("" when it may)."""
-        return self.stats.problem() or self.profiles.problem()
+        return self.stats.problem() or self.profiles.problem() or self.removed.problem()
 
     def to_bytes(self) -> bytes:
-        return json.dumps({"stats": self.stats.to_doc(), "profiles": self.profiles.to_doc(candidates=True)}, separators=(",", ":")).encode()
+        doc = {
+            "stats": self.stats.to_doc(),
+            "profiles": self.profiles.to_doc(candidates=True),
+            "removed": self.removed.to_doc(candidates=True),
+        }
+        return json.dumps(doc, separators=(",", ":")).encode()
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> ModelUpdate:
         doc = json.loads(raw)
-        return cls(CentroidStats.from_doc(doc["stats"]), SegmentProfiles.from_doc(doc["profiles"]))
+        profiles = SegmentProfiles.from_doc(doc["profiles"])
+        removed = SegmentProfiles.from_doc(doc["removed"]) if "removed" in doc else SegmentProfiles.new_like(profiles)
+        return cls(CentroidStats.from_doc(doc["stats"]), profiles, removed)
 
 
 @dataclass
@@ -74,7 +83,9 @@ class Segmentation:
 
     def new_update(self) -> ModelUpdate:
         """An empty update for a batch assigned with this version."""
-        return ModelUpdate(self.model.new_stats(), SegmentProfiles.new(self.params.profiles))
+        return ModelUpdate(
+            self.model.new_stats(), SegmentProfiles.new(self.params.profiles), SegmentProfiles.new(self.params.profiles)
+        )
 
     def predict(
         self, x: np.ndarray, current: np.ndarray | None = None, hysteresis: bool = True
@@ -89,6 +100,7 @@ class Segmentation:
             return False
         self.model.learn(update.stats)
         self.profiles.merge(update.profiles)
+        self.profiles.subtract(update.removed)
         for user_id in update.stats.forget:
             self.profiles.forget_user(user_id)
         self.model.updates_offset = offset

@@ -19,6 +19,7 @@ import numpy as np
 
 from models.segmentation import ModelUpdate, Segmentation
 from models.text import clean_text
+from models.tokens import review_terms
 from stream.config import Settings
 from stream.contract.changes import Mode, Reason, SegmentChange
 from stream.contract.records import (
@@ -34,9 +35,6 @@ from stream.core.waiting_items import WaitingItems
 # A review is read up to here (the model reads at most its token limit of it anyway), so a
 # megabyte of text costs what a page does.
 MAX_REVIEW_CHARS = 100_000
-# Events applied before the model is seeded wait for their user's first segment to count in
-# the profiles; beyond this many they are not counted (only the portraits lose them).
-UNSEEDED_CONTRIBUTIONS_MAX = 50_000
 
 
 @dataclass(slots=True)
@@ -58,7 +56,7 @@ class Prepared:
 
 @dataclass(frozen=True, slots=True)
 class Contribution:
-    """An applied event, for the profile of the segment its user ends the batch in."""
+    """An applied event, for the profile of the segment its user is in when it is applied."""
 
     user_id: str
     ts: float
@@ -108,8 +106,6 @@ class Pipeline:
         self.segmentation = segmentation
         self.replay = replay or ReplayTracker.live()
         self.waiting = WaitingItems()  # users holding behaviours on unknown items
-        self.unseeded: dict[str, list[Contribution]] = {}  # events of users without a segment yet
-        self.unseeded_held = 0
         self.half_life_s = settings.half_life_s
         self.horizon_s = settings.dedup_horizon_s
         self.weights = settings.action_weights
@@ -201,7 +197,7 @@ class Pipeline:
                 state.reviews += 1
                 state.add_vector(vectors[parsed.vector_index], self.settings.weight_review, event.ts, self.half_life_s)
                 state.touch_item(event.item_id, self.settings.seen_items_max)
-                contributions.append(Contribution(event.user_id, self._profile_ts(event.ts), text=parsed.text))
+                self._contribute(state, Contribution(event.user_id, self._profile_ts(event.ts), text=parsed.text), contributions)
             else:
                 state.count_action(event.action)
                 state.pending.append(PendingBehavior(event.event_id, event.item_id, event.action, event.ts, source))
@@ -239,11 +235,12 @@ class Pipeline:
     def _assign_and_count(
         self, result: BatchResult, moved: dict[str, Source], contributions: list[Contribution]
     ) -> None:
-        """Assign the users whose vector changed, count the applied events in their segments'
-        profiles, note who still waits for items, and attach the update for the owner."""
+        """Count the applied events in their users' segments' profiles, then assign the users
+        whose vector changed (a move takes the user's counts, these events' too, along), note
+        who still waits for items, and attach the update for the owner."""
         update = self.segmentation.new_update()
-        result.changes += self.assign(((result.states[user_id], source) for user_id, source in moved.items()), update)
         self._count_in_profiles(result, contributions, update)
+        result.changes += self.assign(((result.states[user_id], source) for user_id, source in moved.items()), update)
         self.waiting.note_all(result.states.values())
         update.stats.census = self.census.take()
         result.update = update if update else None
@@ -289,16 +286,23 @@ class Pipeline:
         anchor does not run ahead of it."""
         return min(ts, self.clock())
 
-    def _count_in_profiles(self, result: BatchResult, contributions: list[Contribution], update: ModelUpdate) -> None:
-        """Count each applied event in its user's segment; before the model is seeded, hold
-        it (in memory, bounded) until a sweep gives the user a segment."""
+    def _contribute(self, state: UserState, c: Contribution, contributions: list[Contribution]) -> None:
+        """An applied event: into the user's own counts (what they bring to a segment) and,
+        through ``contributions``, into their segment's profile."""
+        if c.item is None:
+            state.member_counts.add_review(review_terms(c.text), c.ts, self.half_life_s)
+        else:
+            state.member_counts.add_behaviour(c.item_id, c.item.categories, c.action, c.weight, c.ts, self.half_life_s)
+        contributions.append(c)
+
+    @staticmethod
+    def _count_in_profiles(result: BatchResult, contributions: list[Contribution], update: ModelUpdate) -> None:
+        """Count each applied event in its user's segment; a user without one yet brings the
+        event with their counts when a sweep gives them one."""
         for c in contributions:
             segment = result.states[c.user_id].segment
             if segment is not None:
                 _count(update, segment, c)
-            elif self.unseeded_held < UNSEEDED_CONTRIBUTIONS_MAX:
-                self.unseeded.setdefault(c.user_id, []).append(c)
-                self.unseeded_held += 1
 
     def _apply_pending(
         self, state: UserState, catalogue: Catalogue, result: BatchResult, contributions: list[Contribution]
@@ -316,12 +320,11 @@ class Pipeline:
             applied = pending.source
             state.add_vector(item.vector, weight, pending.ts, self.half_life_s)
             state.touch_item(pending.item_id, self.settings.seen_items_max)
-            contributions.append(
-                Contribution(
-                    state.user_id, self._profile_ts(pending.ts), item=item, item_id=pending.item_id,
-                    action=pending.action, weight=weight,
-                )
+            contribution = Contribution(
+                state.user_id, self._profile_ts(pending.ts), item=item, item_id=pending.item_id,
+                action=pending.action, weight=weight,
             )
+            self._contribute(state, contribution, contributions)
         overflow = max(len(still_pending) - self.settings.pending_max, 0)
         for pending in still_pending[:overflow]:
             result.dead_letters.append(self._overflow_letter(state.user_id, pending))
@@ -357,7 +360,7 @@ class Pipeline:
         segments, distances = self._predict([(s, v) for s, v, _ in with_vector], hysteresis=True)
         for (state, vector, source), segment, distance in zip(with_vector, segments, distances):
             update.stats.observe(state.user_id, vector, segment)
-            change = self._move(state, segment, distance, "event", self.replay.mode_of(source), source)
+            change = self._move(state, segment, distance, "event", self.replay.mode_of(source), source, update)
             if change is not None:
                 changes.append(change)
         return changes
@@ -388,13 +391,9 @@ class Pipeline:
         for (state, _), segment, distance in zip(with_vector, segments, distances):
             if segment == state.segment and not final:
                 continue
-            held = self.unseeded.pop(state.user_id, [])
-            self.unseeded_held -= len(held)
-            for contribution in held:
-                _count(update, segment, contribution)
             result.states[state.user_id] = state
             reason: Reason = "replay" if final else "model_update"
-            change = self._move(state, segment, distance, reason, mode, None, always=final)
+            change = self._move(state, segment, distance, reason, mode, None, update, always=final)
             if change is not None:
                 result.changes.append(change)
         update.stats.census = self.census.take()
@@ -402,18 +401,19 @@ class Pipeline:
         return result
 
     def forget(self, user_ids: Iterable[str], users: UserStore) -> BatchResult:
-        """Erase users: out of the held-behaviour index, the profile contributions waiting for a
-        seed and the census; a ``forgotten`` change for each user who had a row, and an update
+        """Erase users: out of the held-behaviour index and the census, their counts out of their
+        segment's portrait; a ``forgotten`` change for each user who had a row, and an update
         telling the owner to drop their vectors. The caller deletes the rows (``users.delete_many``)."""
         result = BatchResult()
         update = self.segmentation.new_update()
         for user_id in dict.fromkeys(user_ids):
             self.waiting.forget(user_id)
-            self.unseeded_held -= len(self.unseeded.pop(user_id, ()))
             update.stats.forget.append(user_id)  # the owner may hold a vector of a user without a row
             state = users.get(user_id)
             if state is not None:
                 self.census.move(user_id, state.segment, None)
+                if state.segment is not None:
+                    update.removed.add_member(state.segment, state.member_counts, user_id)
                 result.changes.append(SegmentChange.forgotten(user_id, state.segment, self.segmentation.version))
         update.stats.census = self.census.take()
         result.update = update if update else None
@@ -421,12 +421,17 @@ class Pipeline:
 
     def _move(
         self, state: UserState, segment: int, distance: float, reason: Reason, mode: Mode, source: Source | None,
-        always: bool = False,
+        update: ModelUpdate, always: bool = False,
     ) -> SegmentChange | None:
-        """Put the user in ``segment``; its change event when the segment changed (or ``always``)."""
+        """Put the user in ``segment``, their counts with them; its change event when the
+        segment changed (or ``always``)."""
         previous = state.segment
         state.segment, state.distance, state.model_version = segment, distance, self.segmentation.version
         self.census.move(state.user_id, previous, segment)
+        if previous != segment:
+            if previous is not None:
+                update.removed.add_member(previous, state.member_counts, state.user_id)
+            update.profiles.add_member(segment, state.member_counts, state.user_id)
         if previous == segment and not always:
             return None
         state.last_change = SegmentChange.decided(

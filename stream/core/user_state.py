@@ -18,7 +18,8 @@ an event at or before it is refused whatever the mode: what the row kept is exac
 can tell apart, so a replay on top of pruned rows stays safe.
 
 The items a user acted on are in a scalable Bloom filter (stream/core/acted_items.py), so
-recommendations skip all of them; the last few are also listed, for explanations.
+recommendations skip all of them; the last few are also listed, for explanations. The row also
+keeps what the user brings to a segment's portrait (models/member_counts.py).
 
 The table row (:meth:`UserState.to_bytes`, format 4) is binary and small: about 0.9 KB plus
 9 bytes per digest kept (the events inside the dedup horizon, or a replay's), 4 per listed
@@ -41,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from models.member_counts import MemberCounts
 from stream.contract.changes import SegmentChange
 from stream.contract.records import Source, iso_ms
 from stream.core.acted_items import ActedItems, ActedOn, item_digest
@@ -147,6 +149,7 @@ class UserState:
     dropped_until: float = -math.inf  # the latest event time whose digest was dropped from seen
     items: list[int] = field(default_factory=list)  # 4-byte digests of the latest items acted on, newest last
     acted: ActedItems = field(default_factory=ActedItems)  # every item acted on
+    member_counts: MemberCounts = field(default_factory=MemberCounts)  # what the user brings to a portrait
     pending: list[PendingBehavior] = field(default_factory=list)
     # The change event published last for this user, kept to send again, byte for byte, when the
     # worker cannot know it was delivered (a redelivered event: stream/core/pipeline.py).
@@ -302,6 +305,8 @@ class UserState:
             parts.append(steps[steps >= _ESCAPE].astype("<u8").tobytes())
         if self.last_change is not None:
             parts.append(_change_bytes(self.last_change))
+        counts = self.member_counts.to_bytes()
+        parts += [_COUNT.pack(len(counts)), counts]
         return b"".join(parts)
 
     @staticmethod
@@ -379,6 +384,8 @@ class UserState:
             state.dropped_until = _format_2_dropped_until(state)
         if flags & _HAS_LAST_CHANGE:
             state.last_change = _read_change(r, state)
+        if r.raw[0] == FORMAT:
+            state.member_counts = MemberCounts.from_bytes(r.chunk(r.take(_COUNT)[0]))
         if r.pos != len(r.raw):
             raise ValueError(f"the row has {len(r.raw)} bytes, its fields {r.pos}")
         return state

@@ -309,3 +309,29 @@ def test_empty_round_trip_and_unknown_format():
     assert back.profiles() == empty.profiles()
     with pytest.raises(ValueError):
         SegmentProfiles.from_bytes(b'{"format": 99}')
+
+
+def test_a_member_who_moves_takes_their_counts_from_one_segment_to_the_other():
+    from models.member_counts import MemberCounts
+
+    member = MemberCounts()
+    for n in range(4):
+        member.add_behaviour(f"m{n % 2}", ["Noir"], "view", 1.0, T0 + n * DAY, WEEK)
+        member.add_review(review_terms("rainy city detective"), T0 + n * DAY, WEEK)
+    owner = SegmentProfiles(k=2, half_life_s=WEEK)
+    owner.add_action(0, "other", ["Comedy"], "view", 1.0, T0)
+    joined = SegmentProfiles.new_like(owner)
+    joined.add_member(0, member, "u1")
+    owner.merge(joined)
+    assert owner.profile(0)["evidence"]["behaviours"] > 3.9  # four of theirs, one decayed other
+    moved, left = SegmentProfiles.new_like(owner), SegmentProfiles.new_like(owner)
+    moved.add_member(1, member, "u1")
+    left.add_member(0, member, "u1")
+    owner.merge(moved)
+    owner.subtract(left)
+    zero, one = owner.to_doc()["segments"]
+    assert set(zero["items"]) == {"other"} and set(zero["categories"]) == {"Comedy"} and zero["terms"] == {}
+    assert zero["reviews"] == pytest.approx(0, abs=1e-9) and set(one["items"]) == {"m0", "m1"}
+    assert set(one["terms"]) == {"rainy", "city", "detective"}
+    assert owner.profile(1)["label"] == "Noir"  # what they brought (their words are all anyone wrote: lift 1)
+    assert Counter(MemberCounts.from_bytes(member.to_bytes()).totals.items) == pytest.approx(Counter(member.totals.items), rel=1e-6)

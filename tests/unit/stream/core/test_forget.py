@@ -64,14 +64,14 @@ def test_a_forgotten_user_leaves_the_rows_the_census_and_the_owners_reservoir():
     assert local.segmentation.model.sizes.sum() == 3  # the owner's sizes follow the census
 
 
-def test_forgetting_before_the_seed_drops_the_waiting_vector_and_contributions():
+def test_forgetting_before_the_seed_drops_the_waiting_vector_and_held_behaviours():
     local = run(seed_users=10)
     local.batch(events(local, {"u1": "a", "u2": "b"}))
     local.batch(events(local, {"u1": "missing-item"}, offset=2))  # held for an unknown item
-    assert "u1" in local.pipeline.waiting.held and "u1" in local.pipeline.unseeded
+    assert "u1" in local.pipeline.waiting.held and not local.users.get("u1").member_counts.empty
     result = forget(local, "u1")
     assert [(c.user_id, c.previous_segment, c.segment) for c in result.changes] == [("u1", None, None)]
-    assert "u1" not in local.pipeline.waiting.held and "u1" not in local.pipeline.unseeded
+    assert "u1" not in local.pipeline.waiting.held and local.users.get("u1") is None  # their counts went with the row
     published = Segmentation.from_bytes(local.owner.segmentation.to_bytes(), local.params, 3)
     assert list(published.model.reservoir) == ["u2"]  # the unseeded model publishes its reservoir
 

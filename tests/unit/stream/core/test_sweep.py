@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from stream.config import load_settings
 from stream.core.catalogue import CatalogueItem
@@ -86,7 +87,7 @@ def test_users_handed_to_another_worker_between_chunks_are_not_swept():
     assert set(next(chunks).states) == {"u3"}
 
 
-def test_events_held_until_a_users_first_segment_are_counted_once_and_free_their_room():
+def test_events_before_a_users_first_segment_come_with_them_and_every_event_counts_once():
     from stream.contract.records import Message
 
     settings = load_settings(env={}, k=2, seed_users=4)
@@ -97,9 +98,13 @@ def test_events_held_until_a_users_first_segment_are_counted_once_and_free_their
         doc = {"event_id": f"e{n}", "user_id": f"u{n % 6}", "item_id": "xy"[n % 2], "action": "view", "ts": 1_700_000_000_000 + n}
         return Message(settings.topic_behaviors, 0, n, None, json.dumps(doc).encode())
 
-    run.apply([event(n) for n in range(3)])  # before the seed: held
-    assert run.pipeline.unseeded_held == 3
+    run.apply([event(n) for n in range(3)])  # before the seed: in the users' own counts only
+    assert run.users.get("u0").member_counts.totals.behaviours == 1.0
     for start in range(3, 60, 6):
         run.batch([event(n) for n in range(start, start + 6)])
     assert run.segmentation.model.seeded
-    assert not run.pipeline.unseeded and run.pipeline.unseeded_held == 0  # counted, and room given back
+    segments = run.segmentation.profiles.to_doc()["segments"]
+    # users moved between segments on the way: what one segment lost, the other gained
+    assert sum(s["behaviours"] for s in segments) == pytest.approx(63, rel=1e-6)  # events 0..62
+    view = settings.action_weights["view"]
+    assert sum(sum(s["items"].values()) for s in segments) == pytest.approx(63 * view, rel=1e-6)
