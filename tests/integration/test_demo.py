@@ -22,7 +22,8 @@ from stream.datasets import movielens
 pytestmark = pytest.mark.integration
 
 EMPTY_VERSIONS_MAX = 3
-MOVED_SHARE_MAX = 0.05
+MOVED_SHARE_MAX = 0.05  # a warm refresh that re-seeds nothing
+COLD_MOVED_SHARE_MAX = 0.15  # one with restarts or a re-seed (the old policy moved 26-30% at every refresh)
 INERTIA_RATIO_MAX = 1.02
 TOP_LIFT_MIN = 1.15  # the target is 1.3: the mainstream segments read 1.2 (see its note)
 
@@ -67,8 +68,11 @@ def test_no_segment_stays_empty_and_refreshes_move_few_users(demo):
             assert empty_run[segment] <= EMPTY_VERSIONS_MAX, (segment, versions)
     assert all(size > 0 for size in seeded[-1]["sizes"])
     for event in get(f"{url}/segments")["model_events"]:
-        if event["event"] == "refresh":
-            assert event["moved_users"] <= MOVED_SHARE_MAX * event["reservoir"], event
+        if event["event"] != "refresh":
+            continue
+        steady = not event["cold"] and not event["reseeded_empty"]  # re-seeding a dead centroid moves users by design
+        limit = MOVED_SHARE_MAX if steady else COLD_MOVED_SHARE_MAX
+        assert event["moved_users"] <= limit * event["reservoir"], json.dumps(event)
 
 
 def test_live_segments_fit_as_tightly_as_batch_kmeans_on_the_same_vectors(demo):
