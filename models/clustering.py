@@ -250,14 +250,14 @@ class StreamingKMeans:
         self.seed()
         return True
 
-    def refresh_dead(self) -> bool:
-        """Refresh now if a centroid is dead (nearest to no user in the reservoir) and updates
-        came since the last refresh; True when it did. For an owner whose input went quiet:
-        the updates that would make the refresh due are not coming, and a segment would stay
-        empty until they do (a backlog worked off, then silence)."""
+    def refresh_when_quiet(self) -> bool:
+        """The input went quiet: refresh if a tenth of ``refresh_every`` updates came since the
+        last refresh, or any and a centroid is dead (nearest to no reservoir user); True when it
+        did. Else a backlog worked off, then silence, leaves the centroids where the mini-batch
+        steps left them and a dead segment empty: the updates that make a refresh due are gone."""
         if self.centroids is None or self.updates_since_refresh == 0 or len(self.reservoir) < 2 * self.k:
             return False
-        if not self.empty_segments():
+        if self.updates_since_refresh < self.params.refresh_every // 10 and not self.empty_segments():
             return False
         self.version += 1
         self.refresh()

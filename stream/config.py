@@ -227,7 +227,7 @@ HELP: dict[str, str] = {
     "k": "number of segments",
     "seed_users": "users with a vector collected before k-means++ seeds the centroids",
     "seed_idle_s": "once no update came for this long, the owner seeds with fewer users than that (at least "
-    "k; it re-clusters as they double) and re-seeds a centroid no user is nearest to",
+    "k; it re-clusters as they double), or re-clusters what came since its last refresh",
     "reservoir_users": "most recently updated users whose vectors the model keeps for refreshes",
     "refresh_every": "user updates between re-clusterings of the reservoir (ten times sooner while a "
     "segment has no users)",

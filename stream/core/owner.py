@@ -60,11 +60,12 @@ class ModelOwner:
 
     def tick(self) -> bool:
         """Once the input went quiet: seed early with fewer users than the model seeds on (at
-        least k), or refresh a seeded model that has a dead centroid; True when the model changed."""
+        least k), or refresh a seeded model (:meth:`StreamingKMeans.refresh_when_quiet`); True
+        when the model changed."""
         if self.clock() - self.received_at < self.seed_idle_s:
             return False
         model = self.segmentation.model
-        changed = self._on_threads(model.refresh_dead if model.seeded else model.seed_early)
+        changed = self._on_threads(model.refresh_when_quiet if model.seeded else model.seed_early)
         self.dirty |= changed
         return changed
 

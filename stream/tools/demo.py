@@ -40,6 +40,18 @@ def occupations(members: dict[str, int]) -> dict[int, str]:
     return {s: ", ".join(f"{j} {n}" for j, n in c.most_common(3)) for s, c in jobs.items()}
 
 
+def print_recommendations(worker: WorkerProcess, user_id: str, n: int = 3) -> None:
+    """One user's first recommendations as the live recommender gets them, with their reasons."""
+    status, answer = worker.get(f"/users/{user_id}/recommendations?k={n}")
+    if status != 200:
+        return
+    print(f"\nrecommendations for user {user_id} (GET /users/{user_id}/recommendations, segment {answer['segment']}):")
+    for item in answer["items"]:
+        print(f"  {item['title'] or item['item_id']}: {item['reason']}")
+    if not answer["items"]:
+        print("  none yet: no segment has counted a behaviour (the model is not seeded)")
+
+
 def serve_until_interrupted(worker: WorkerProcess) -> None:
     """Keep the broker and the worker up for the live page until Ctrl-C (or the worker exits).
     Ctrl-C reaches the broker too, which stops at once: the worker, which would wait for it to
@@ -80,6 +92,7 @@ def run_demo(limit: int, k: int, keep_logs: Path, serve: bool = False) -> int:
             web_port=free_port(),
             k=k,
             session_timeout_s=4.0,
+            seed_idle_s=2.0,  # the owner re-clusters once the load is over, before the demo reads it
         )
         ensure_topics(settings)
         worker = WorkerProcess(settings, keep_logs / "worker.log")
@@ -124,6 +137,7 @@ def run_demo(limit: int, k: int, keep_logs: Path, serve: bool = False) -> int:
             console().print(segments_table(overview, portraits, ("occupations", occupations(members))))
             fit = live_fit(settings)
             print(fit.describe() if fit else "live segments: the model is not seeded", flush=True)
+            print_recommendations(worker, rates[0].user_id)
             if serve:
                 serve_until_interrupted(worker)
         finally:

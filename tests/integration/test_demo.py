@@ -100,6 +100,7 @@ def test_labels_differ_and_every_portrait_states_its_evidence(demo):
 
     table = "\n".join(lines)
     assert "evidence" in table and re.search(r"\d[\d,]* events", table)
+    assert re.search(r"^  .+: popular in segment \d+ \(.+\); similarity to your taste", table, re.MULTILINE)
 
 
 def test_recommendations_are_new_to_every_user_and_always_ten(demo):

@@ -98,6 +98,20 @@ def test_a_dead_centroid_is_refreshed_once_the_input_went_quiet():
     assert not owner.tick()  # alive again: nothing to do
 
 
+def test_a_quiet_owner_refreshes_on_what_came_since_its_last_refresh_once():
+    clock = Clock()
+    settings = load_settings(env={}, k=2, seed_users=4, refresh_every=100)
+    owner = ModelOwner(new_segmentation(settings, 2), 1.0, seed_idle_s=10.0, clock=clock)
+    owner.receive(update_with(owner.segmentation, {"a": [1, 0], "b": [0.9, 0.1], "c": [0, 1], "d": [0.1, 0.9]}), 0)
+    model = owner.segmentation.model
+    model.updates_since_refresh = 9  # under a tenth of refresh_every: not worth a version
+    clock.now += 11
+    assert not owner.tick()
+    model.updates_since_refresh = 10
+    assert owner.tick() and model.history[-1]["event"] == "refresh" and model.updates_since_refresh == 0
+    assert not owner.tick()
+
+
 def test_an_update_that_would_make_the_model_non_finite_is_refused():
     owner = ModelOwner(new_segmentation(SETTINGS, 2), publish_interval_s=1.0, clock=Clock())
     for bad in ([np.nan, 0.0], [np.inf, 1.0], [0.0, 0.0]):
