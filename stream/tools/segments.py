@@ -36,9 +36,9 @@ def item_name(item: Mapping[str, Any]) -> str:
     return item.get("title") or item["item_id"]
 
 
-# A segment with users and no portrait: it formed (or was re-seeded) after its users' events
-# were counted; its portrait fills as they act again.
-NOT_COUNTED_YET = "(no events counted here yet: its users acted before it formed)"
+# A segment with users and no categories or items: its users wrote reviews only, or brought
+# nothing yet (rows written before users kept their own counts).
+NOT_COUNTED_YET = "(no behaviour counted here yet)"
 
 
 def evidence_text(evidence: Mapping[str, Any]) -> str:

@@ -38,7 +38,7 @@ def test_the_table_has_a_row_per_segment_with_lifts_and_titles_and_an_optional_c
     assert "1,200" in row and "60%" in row and "Sci-Fi 2.3×" in row and "Star Wars (1977); 999" in row
     assert "20,480 events" in row and "thin" not in row
     empty = next(line for line in text.splitlines() if "segment 1" in line)
-    assert "800" in empty and "40%" in empty and "no events counted here yet" in empty  # users, no portrait yet
+    assert "800" in empty and "40%" in empty and "no behaviour counted here yet" in empty  # users, no portrait yet
     assert "0 events, thin" in empty
 
 
