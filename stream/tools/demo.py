@@ -92,7 +92,6 @@ def run_demo(limit: int, k: int, keep_logs: Path, serve: bool = False) -> int:
             web_port=free_port(),
             k=k,
             session_timeout_s=4.0,
-            seed_idle_s=2.0,  # the owner re-clusters once the load is over, before the demo reads it
         )
         ensure_topics(settings)
         worker = WorkerProcess(settings, keep_logs / "worker.log")
