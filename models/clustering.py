@@ -283,7 +283,7 @@ class StreamingKMeans:
         users nearest to it; taking that for death re-seeded live segments, over and over."""
         if self.centroids is None or not self.reservoir:
             return []
-        counts = np.bincount(nearest(self._reservoir_matrix(), self.centroids), minlength=self.k)
+        counts = np.bincount(nearest(np.stack(list(self.reservoir.values())), self.centroids), minlength=self.k)
         return [int(i) for i in np.flatnonzero(counts == 0)]
 
     def _reservoir_matrix(self) -> np.ndarray:

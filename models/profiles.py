@@ -107,11 +107,15 @@ class SegmentProfiles:
 
     def add_review(self, segment: int, text: str, ts: float, user_id: str = "") -> None:
         """Count each distinct term of one (already cleaned) review by ``user_id`` once."""
+        self.add_terms(segment, review_terms(text), ts, user_id)
+
+    def add_terms(self, segment: int, terms: Iterable[str], ts: float, user_id: str = "") -> None:
+        """Count one review by its distinct terms (``review_terms``: the caller tokenized it)."""
         seg = self._segment(segment)
         mass = self._stamp(ts)
         seg.add_review(mass)
         users = (user_hash(user_id),)
-        for term in review_terms(text):
+        for term in terms:
             self._count_term(seg, term, mass, users)
         self._bound_terms(seg)
 
@@ -170,12 +174,7 @@ class SegmentProfiles:
                 mine.terms[term] = mine.terms.get(term, 0.0) + mine.candidates.pop(term) + count * factor
             for term, count in theirs.candidates.counts.items():
                 self._count_term(mine, term, count * factor, theirs.candidates.users.get(term, ()))
-            for counts, added in zip(mine.counters()[1:], theirs.counters()[1:]):
-                for key, count in added.items():
-                    counts[key] = counts.get(key, 0.0) + count * factor
-            self._bound_terms(mine)
-            if len(mine.items) > self.max_items:
-                mine.items = _prune(mine.items, self.max_items)
+            self._add_keys(mine, theirs, factor)
 
     def add_member(self, segment: int, member: MemberCounts, user_id: str) -> None:
         """Add a user's own counts (models/member_counts.py) to ``segment``: they joined it."""
@@ -189,12 +188,16 @@ class SegmentProfiles:
         users = (user_hash(user_id),)
         for term, count in member.totals.terms.items():
             self._count_term(seg, term, count * factor, users)
-        for counts, added in zip(seg.counters()[1:], member.totals.counters()[1:]):
+        self._add_keys(seg, member.totals, factor)
+
+    def _add_keys(self, mine: SegmentCounts, theirs: SegmentCounts, factor: float) -> None:
+        """Add ``theirs``' items, categories and actions at ``factor``; keep within the bounds."""
+        for counts, added in zip(mine.counters()[1:], theirs.counters()[1:]):
             for key, count in added.items():
                 counts[key] = counts.get(key, 0.0) + count * factor
-        self._bound_terms(seg)
-        if len(seg.items) > self.max_items:
-            seg.items = _prune(seg.items, self.max_items)
+        self._bound_terms(mine)
+        if len(mine.items) > self.max_items:
+            mine.items = _prune(mine.items, self.max_items)
 
     def subtract(self, other: SegmentProfiles) -> None:
         """Take ``other``'s counts away (members who left, a worker batch's): never below zero,

@@ -60,7 +60,7 @@ class Contribution:
 
     user_id: str
     ts: float
-    text: str = ""  # a review's cleaned text
+    terms: tuple[str, ...] = ()  # a review's distinct terms (models/tokens.py)
     item: CatalogueItem | None = None  # a behaviour's item
     item_id: str = ""
     action: str = ""
@@ -197,7 +197,7 @@ class Pipeline:
                 state.reviews += 1
                 state.add_vector(vectors[parsed.vector_index], self.settings.weight_review, event.ts, self.half_life_s)
                 state.touch_item(event.item_id, self.settings.seen_items_max)
-                self._contribute(state, Contribution(event.user_id, self._profile_ts(event.ts), text=parsed.text), contributions)
+                self._contribute(state, Contribution(event.user_id, self._profile_ts(event.ts), terms=review_terms(parsed.text)), contributions)
             else:
                 state.count_action(event.action)
                 state.pending.append(PendingBehavior(event.event_id, event.item_id, event.action, event.ts, source))
@@ -290,7 +290,7 @@ class Pipeline:
         """An applied event: into the user's own counts (what they bring to a segment) and,
         through ``contributions``, into their segment's profile."""
         if c.item is None:
-            state.member_counts.add_review(review_terms(c.text), c.ts, self.half_life_s)
+            state.member_counts.add_review(c.terms, c.ts, self.half_life_s)
         else:
             state.member_counts.add_behaviour(c.item_id, c.item.categories, c.action, c.weight, c.ts, self.half_life_s)
         contributions.append(c)
@@ -442,7 +442,7 @@ class Pipeline:
 
 def _count(update: ModelUpdate, segment: int, c: Contribution) -> None:
     if c.item is None:
-        update.profiles.add_review(segment, c.text, c.ts, c.user_id)
+        update.profiles.add_terms(segment, c.terms, c.ts, c.user_id)
     else:
         update.profiles.add_action(segment, c.item_id, c.item.categories, c.action, c.weight, c.ts)
 
