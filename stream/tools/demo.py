@@ -123,9 +123,11 @@ def run_demo(limit: int, k: int, keep_logs: Path, serve: bool = False) -> int:
                 flush=True,
             )
             t0 = time.monotonic()
-            health = worker.settled(quiet_s=3.0, timeout_s=600)
+            # past the owner's idle time: its re-clustering of the whole load is in what the demo reads
+            health = worker.settled(quiet_s=settings.seed_idle_s + 5.0, timeout_s=600)
             print(
-                f"model owner caught up {time.monotonic() - t0:.1f}s later: model v{health['model']['version']}, "
+                f"model settled {time.monotonic() - t0:.1f}s later (the owner caught up, then re-clustered after "
+                f"{settings.seed_idle_s:g}s of quiet): model v{health['model']['version']}, "
                 f"{health['counters']['changes']:,} segment changes",
                 flush=True,
             )
